@@ -1,0 +1,109 @@
+//! `cargo xtask`: one entry point for repository chores.
+//!
+//! - `cargo xtask ci`: the same steps as `.ci/run` (fmt, clippy, tests, format check).
+//! - `cargo xtask format`: checks that every golden vector of the chunk
+//!   format appears verbatim in `docs/format.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("format") => format_check(),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|format>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed", args.join(" ")))
+    }
+}
+
+/// The CI pipeline; `.ci/run` runs exactly these steps.
+fn ci() -> Result<(), String> {
+    run("cargo", &["fmt", "--all", "--", "--check"])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    run("cargo", &["test", "--workspace", "--locked"])?;
+    format_check()
+}
+
+/// Every `name: value` line of the codec's golden snapshots must appear in
+/// `docs/format.md`, so the documented bytes are the bytes the code writes.
+fn format_check() -> Result<(), String> {
+    let root = root();
+    let doc_path = root.join("docs/format.md");
+    let doc = std::fs::read_to_string(&doc_path)
+        .map_err(|e| format!("cannot read {}: {e}", doc_path.display()))?;
+    let snapshots = root.join("crates/larder-codec/tests/snapshots");
+    let mut entries: Vec<_> = std::fs::read_dir(&snapshots)
+        .map_err(|e| format!("cannot read {}: {e}", snapshots.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+        .collect();
+    entries.sort();
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for path in &entries {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        // Skip insta's front matter (between the first two `---` lines).
+        let body = text.splitn(3, "---\n").nth(2).unwrap_or("");
+        for line in body.lines().filter(|l| l.contains(": ")) {
+            checked += 1;
+            if !doc.contains(line.trim()) {
+                missing.push(format!("{}: {}", path.display(), line.trim()));
+            }
+        }
+    }
+    if checked == 0 {
+        return Err("no golden vectors found: the check would prove nothing".into());
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "docs/format.md is missing {} golden vector line(s):\n{}",
+            missing.len(),
+            missing.join("\n")
+        ));
+    }
+    eprintln!("format: {checked} golden vector lines match docs/format.md");
+    Ok(())
+}
