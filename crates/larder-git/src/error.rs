@@ -1,0 +1,120 @@
+//! The git backend's single error type.
+
+use gix::ObjectId;
+
+/// What went wrong in the git backend, with the object or ref involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GitError {
+    /// The repository could not be opened.
+    #[error("cannot open git repository at {path}: {source}")]
+    Open {
+        /// Where we looked.
+        path: String,
+        /// gix's reason.
+        #[source]
+        source: Box<gix::Error>,
+    },
+    /// A repository could not be created.
+    #[error("cannot create git repository at {path}: {source}")]
+    Init {
+        /// Where it should have been created.
+        path: String,
+        /// gix's reason.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An object the caller asked for does not exist.
+    #[error("object {id} is missing from the repository")]
+    ObjectMissing {
+        /// The missing object.
+        id: ObjectId,
+    },
+    /// An object exists but is of another kind than expected.
+    #[error("object {id} is a {actual}, expected a {expected}")]
+    WrongObjectKind {
+        /// The object.
+        id: ObjectId,
+        /// The kind the caller needed.
+        expected: &'static str,
+        /// The kind found.
+        actual: String,
+    },
+    /// A stored object could not be parsed.
+    #[error("object {id} is corrupt: {reason}")]
+    CorruptObject {
+        /// The object.
+        id: ObjectId,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A reference name is not valid.
+    #[error("invalid reference name {name:?}: {reason}")]
+    InvalidRefName {
+        /// The rejected name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A compare-and-swap on a reference lost: the ref did not hold the
+    /// expected value. `actual` is what it held (None: it did not exist).
+    #[error("reference {name} changed concurrently: expected {expected}, found {}", actual.map_or("nothing".to_string(), |a| a.to_string()))]
+    RefConflict {
+        /// The reference.
+        name: String,
+        /// What the caller expected, as text (`nothing` if it had to be absent).
+        expected: String,
+        /// What the reference actually pointed at, if anything.
+        actual: Option<ObjectId>,
+    },
+    /// A reference is locked by another writer (its `.lock` file exists);
+    /// retrying later may succeed.
+    #[error("reference {name} is locked by another writer; retry later")]
+    RefLocked {
+        /// The reference.
+        name: String,
+    },
+    /// An I/O error outside gix (fsync, directories).
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// The operation.
+        what: &'static str,
+        /// The file or directory.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Any other failure reported by gix, with what we were doing.
+    #[error("{context}: {source}")]
+    Gix {
+        /// What larder was doing.
+        context: String,
+        /// gix's error.
+        #[source]
+        source: gix::Error,
+    },
+}
+
+impl GitError {
+    /// Whether retrying the same operation later may succeed (a ref lock
+    /// held by another writer).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, GitError::RefLocked { .. })
+    }
+
+    /// Whether this is a lost compare-and-swap.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, GitError::RefConflict { .. })
+    }
+
+    pub(crate) fn gix(context: impl Into<String>, source: impl Into<gix::Error>) -> Self {
+        GitError::Gix {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Shorthand for results whose error is [`GitError`].
+pub type Result<T, E = GitError> = std::result::Result<T, E>;

@@ -1,0 +1,17 @@
+//! larder's git backend: a thin layer over pure-Rust gitoxide (`gix`).
+//!
+//! [`GitRepo`] opens bare and non-bare repositories isolated from global
+//! configuration; writes blobs, trees and commits without touching HEAD, the
+//! index or the work tree; moves references only by compare-and-swap
+//! ([`Expected`]); walks history with hidden tips; and classifies failures
+//! (conflict, retryable lock, missing object) through gix's error API rather
+//! than message strings. Commits carry a fixed larder [`Identity`] unless the
+//! caller supplies one, so an unconfigured machine works.
+#![deny(missing_docs)]
+
+mod error;
+mod repo;
+
+pub use error::{GitError, Result};
+pub use gix::ObjectId;
+pub use repo::{CommitInfo, DEFAULT_IDENTITY, EntryKind, Expected, GitRepo, Identity, TreeEntry};

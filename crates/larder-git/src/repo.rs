@@ -1,0 +1,558 @@
+//! [`GitRepo`]: a repository handle with exactly the operations larder needs.
+
+use std::path::{Path, PathBuf};
+
+use gix::ObjectId;
+use gix::bstr::{BStr, ByteSlice};
+use gix::refs::Target;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+
+use crate::{GitError, Result};
+
+/// The identity written on commits when the caller gives none, so that an
+/// unconfigured machine (no `user.name`, no `user.email`) works.
+pub const DEFAULT_IDENTITY: (&str, &str) = ("larder", "larder@localhost");
+
+/// Author and committer of the commits larder writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The name, e.g. `larder`.
+    pub name: String,
+    /// The email, e.g. `larder@localhost`.
+    pub email: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Self {
+            name: DEFAULT_IDENTITY.0.into(),
+            email: DEFAULT_IDENTITY.1.into(),
+        }
+    }
+}
+
+/// What a reference must hold for a compare-and-swap to go through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    /// The reference must not exist yet.
+    MustNotExist,
+    /// The reference must point at exactly this object.
+    MustBe(ObjectId),
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expected::MustNotExist => f.write_str("nothing"),
+            Expected::MustBe(id) => write!(f, "{id}"),
+        }
+    }
+}
+
+/// The kind of a tree entry larder writes or reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A file.
+    Blob,
+    /// A directory.
+    Tree,
+    /// Anything else (executable, symlink, submodule): never written by larder.
+    Other,
+}
+
+/// One entry of a tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeEntry {
+    /// The entry's name (one path component).
+    pub name: String,
+    /// Blob or tree.
+    pub kind: EntryKind,
+    /// The object it points at.
+    pub id: ObjectId,
+}
+
+/// The parts of a commit larder reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The commit's own id.
+    pub id: ObjectId,
+    /// Its root tree.
+    pub tree: ObjectId,
+    /// Its parents, in order.
+    pub parents: Vec<ObjectId>,
+    /// Committer time, seconds since the Unix epoch.
+    pub time: i64,
+    /// The full message.
+    pub message: String,
+}
+
+/// A git repository opened for larder, isolated from global and system
+/// configuration so results do not depend on the machine.
+///
+/// Cloning is cheap (the object store is shared); the handle is `Send`, so
+/// give each thread its own clone.
+#[derive(Clone)]
+pub struct GitRepo {
+    repo: gix::Repository,
+}
+
+impl std::fmt::Debug for GitRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitRepo")
+            .field("git_dir", &self.repo.git_dir())
+            .finish()
+    }
+}
+
+fn open_options() -> gix::open::Options {
+    // Enough slots that a long-lived handle keeps seeing new packs.
+    gix::open::Options::isolated().object_store_slots(gix::odb::store::init::Slots::Given(1024))
+}
+
+impl GitRepo {
+    /// Opens an existing repository (bare or with a work tree) at `path`,
+    /// which may be the work tree or the git dir.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let mut repo = gix::open_opts(path, open_options()).map_err(|e| GitError::Open {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        })?;
+        // Walks look every commit up twice (once to walk, once to read its
+        // tree); a small cache keeps the second lookup from re-inflating it.
+        repo.object_cache_size_if_unset(4 * 1024 * 1024);
+        Ok(Self { repo })
+    }
+
+    /// Creates a repository with a work tree at `path` (or opens the one
+    /// that is already there).
+    pub fn init(path: impl AsRef<Path>) -> Result<Self> {
+        Self::create(path.as_ref(), false)
+    }
+
+    /// Creates a bare repository at `path` (or opens the one already there).
+    pub fn init_bare(path: impl AsRef<Path>) -> Result<Self> {
+        Self::create(path.as_ref(), true)
+    }
+
+    fn create(path: &Path, bare: bool) -> Result<Self> {
+        if let Ok(existing) = Self::open(path) {
+            return Ok(existing);
+        }
+        let init_error = |e: Box<dyn std::error::Error + Send + Sync>| GitError::Init {
+            path: path.display().to_string(),
+            source: e,
+        };
+        if bare {
+            gix::init_bare(path).map_err(|e| init_error(Box::new(e)))?;
+        } else {
+            gix::init(path).map_err(|e| init_error(Box::new(e)))?;
+        }
+        Self::open(path)
+    }
+
+    /// The underlying gix repository, for what this wrapper does not cover.
+    pub fn gix(&self) -> &gix::Repository {
+        &self.repo
+    }
+
+    /// The `.git` directory (the repository itself when bare).
+    pub fn git_dir(&self) -> &Path {
+        self.repo.git_dir()
+    }
+
+    /// Whether the repository has no work tree.
+    pub fn is_bare(&self) -> bool {
+        self.repo.is_bare()
+    }
+
+    // ---- objects -------------------------------------------------------
+
+    /// Stores `data` as a blob (a no-op if it already exists).
+    pub fn write_blob(&self, data: &[u8]) -> Result<ObjectId> {
+        self.repo
+            .write_blob(data)
+            .map(|id| id.detach())
+            .map_err(|e| GitError::gix("writing a blob", e))
+    }
+
+    /// Stores a tree made of `entries` (sorted here into git's order).
+    pub fn write_tree(&self, entries: &[TreeEntry]) -> Result<ObjectId> {
+        let mut tree = gix::objs::Tree::empty();
+        for entry in entries {
+            let mode = match entry.kind {
+                EntryKind::Blob => gix::objs::tree::EntryKind::Blob,
+                EntryKind::Tree => gix::objs::tree::EntryKind::Tree,
+                EntryKind::Other => {
+                    return Err(GitError::CorruptObject {
+                        id: entry.id,
+                        reason: format!(
+                            "refusing to write tree entry {:?} of kind Other",
+                            entry.name
+                        ),
+                    });
+                }
+            };
+            tree.entries.push(gix::objs::tree::Entry {
+                mode: mode.into(),
+                filename: entry.name.as_str().into(),
+                oid: entry.id,
+            });
+        }
+        tree.entries.sort();
+        self.repo
+            .write_object(&tree)
+            .map(|id| id.detach())
+            .map_err(|e| GitError::gix("writing a tree", e))
+    }
+
+    /// Stores a commit of `tree` with `parents`, signed by `identity` (or
+    /// [`Identity::default`]) at `time` (seconds since the Unix epoch).
+    /// HEAD, the index and the work tree are never touched.
+    pub fn write_commit(
+        &self,
+        tree: ObjectId,
+        parents: &[ObjectId],
+        message: &str,
+        identity: Option<&Identity>,
+        time: i64,
+    ) -> Result<ObjectId> {
+        let default = Identity::default();
+        let who = identity.unwrap_or(&default);
+        let signature = gix::actor::Signature {
+            name: who.name.as_str().into(),
+            email: who.email.as_str().into(),
+            time: gix::date::Time {
+                seconds: time,
+                offset: 0,
+            },
+        };
+        let commit = gix::objs::Commit {
+            tree,
+            parents: parents.iter().copied().collect(),
+            author: signature.clone(),
+            committer: signature,
+            encoding: None,
+            message: message.into(),
+            extra_headers: Vec::new(),
+        };
+        self.repo
+            .write_object(&commit)
+            .map(|id| id.detach())
+            .map_err(|e| GitError::gix("writing a commit", e))
+    }
+
+    /// Whether the object exists.
+    pub fn has_object(&self, id: ObjectId) -> bool {
+        self.repo.has_object(id)
+    }
+
+    fn find(&self, id: ObjectId, expected: gix::objs::Kind) -> Result<gix::Object<'_>> {
+        let object = match self.repo.try_find_object(id) {
+            Ok(Some(object)) => object,
+            Ok(None) => return Err(GitError::ObjectMissing { id }),
+            Err(e) => {
+                return Err(GitError::CorruptObject {
+                    id,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        if object.kind != expected {
+            return Err(GitError::WrongObjectKind {
+                id,
+                expected: expected.as_bytes().to_str_lossy().into_owned().leak(),
+                actual: object.kind.to_string(),
+            });
+        }
+        Ok(object)
+    }
+
+    /// Reads a blob's bytes into `buf` (cleared first), so loops can reuse
+    /// one buffer.
+    pub fn read_blob_into(&self, id: ObjectId, buf: &mut Vec<u8>) -> Result<()> {
+        let object = self.find(id, gix::objs::Kind::Blob)?;
+        buf.clear();
+        buf.extend_from_slice(&object.data);
+        Ok(())
+    }
+
+    /// Reads a blob's bytes.
+    pub fn read_blob(&self, id: ObjectId) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_blob_into(id, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Reads a tree's entries, in git's order.
+    pub fn read_tree(&self, id: ObjectId) -> Result<Vec<TreeEntry>> {
+        let object = self.find(id, gix::objs::Kind::Tree)?;
+        let tree =
+            gix::objs::TreeRef::from_bytes(&object.data, gix::hash::Kind::Sha1).map_err(|e| {
+                GitError::CorruptObject {
+                    id,
+                    reason: e.to_string(),
+                }
+            })?;
+        Ok(tree
+            .entries
+            .iter()
+            .map(|e| TreeEntry {
+                name: e.filename.to_str_lossy().into_owned(),
+                kind: if e.mode.is_blob() {
+                    EntryKind::Blob
+                } else if e.mode.is_tree() {
+                    EntryKind::Tree
+                } else {
+                    EntryKind::Other
+                },
+                id: e.oid.to_owned(),
+            })
+            .collect())
+    }
+
+    /// Reads a commit's tree, parents, time and message.
+    pub fn read_commit(&self, id: ObjectId) -> Result<CommitInfo> {
+        let object = self.find(id, gix::objs::Kind::Commit)?;
+        let commit = gix::objs::CommitRef::from_bytes(&object.data, gix::hash::Kind::Sha1)
+            .map_err(|e| GitError::CorruptObject {
+                id,
+                reason: e.to_string(),
+            })?;
+        let time = commit.committer().map(|c| c.seconds()).unwrap_or(0);
+        Ok(CommitInfo {
+            id,
+            tree: commit.tree(),
+            parents: commit.parents().collect(),
+            time,
+            message: commit.message.to_str_lossy().into_owned(),
+        })
+    }
+
+    // ---- references ----------------------------------------------------
+
+    /// The object a reference points at, or `None` if it does not exist.
+    pub fn ref_target(&self, name: &str) -> Result<Option<ObjectId>> {
+        check_ref_name(name)?;
+        match self.repo.try_find_reference(name) {
+            Ok(Some(r)) => Ok(r.target().try_id().map(|id| id.to_owned())),
+            Ok(None) => Ok(None),
+            Err(e) => Err(GitError::gix(format!("reading reference {name}"), e)),
+        }
+    }
+
+    /// Points `name` at `new` if and only if it currently holds `expected`
+    /// (compare-and-swap). A lost race is [`GitError::RefConflict`] with the
+    /// value found; a held lock is [`GitError::RefLocked`].
+    pub fn update_ref(
+        &self,
+        name: &str,
+        expected: Expected,
+        new: ObjectId,
+        message: &str,
+    ) -> Result<()> {
+        check_ref_name(name)?;
+        let previous = match expected {
+            Expected::MustNotExist => PreviousValue::MustNotExist,
+            Expected::MustBe(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
+        };
+        let edit = RefEdit {
+            change: Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: message.into(),
+                },
+                expected: previous,
+                new: Target::Object(new),
+            },
+            name: name
+                .try_into()
+                .map_err(
+                    |e: gix::validate::reference::name::Error| GitError::InvalidRefName {
+                        name: name.into(),
+                        reason: e.to_string(),
+                    },
+                )?,
+            deref: false,
+        };
+        self.apply(name, expected, edit)
+    }
+
+    /// Deletes `name` if and only if it currently points at `expected`.
+    pub fn delete_ref(&self, name: &str, expected: ObjectId) -> Result<()> {
+        check_ref_name(name)?;
+        let edit = RefEdit {
+            change: Change::Delete {
+                expected: PreviousValue::MustExistAndMatch(Target::Object(expected)),
+                log: RefLog::AndReference,
+            },
+            name: name
+                .try_into()
+                .map_err(
+                    |e: gix::validate::reference::name::Error| GitError::InvalidRefName {
+                        name: name.into(),
+                        reason: e.to_string(),
+                    },
+                )?,
+            deref: false,
+        };
+        self.apply(name, Expected::MustBe(expected), edit)
+    }
+
+    fn apply(&self, name: &str, expected: Expected, edit: RefEdit) -> Result<()> {
+        match self.repo.edit_reference(edit) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.classify_ref_error(name, expected, e)),
+        }
+    }
+
+    /// Turns gix's ref-transaction error into a typed one through gix's
+    /// own classification API (never by matching message strings).
+    fn classify_ref_error(&self, name: &str, expected: Expected, e: gix::Error) -> GitError {
+        use gix::refs::file::transaction::prepare;
+        let conflict = |actual: Option<ObjectId>| GitError::RefConflict {
+            name: name.into(),
+            expected: expected.to_string(),
+            actual,
+        };
+        if let Some(out_of_date) = e.downcast_any_ref::<prepare::ReferenceOutOfDate>() {
+            return conflict(out_of_date.actual.try_id().map(ToOwned::to_owned));
+        }
+        if let Some(exists) = e.downcast_any_ref::<prepare::MustNotExist>() {
+            return conflict(exists.actual.try_id().map(ToOwned::to_owned));
+        }
+        if e.is_conflict() {
+            return conflict(self.ref_target(name).ok().flatten());
+        }
+        if e.is_not_found() && matches!(expected, Expected::MustBe(_)) {
+            return conflict(None);
+        }
+        if e.is_retryable() {
+            return GitError::RefLocked { name: name.into() };
+        }
+        GitError::gix(format!("updating reference {name}"), e)
+    }
+
+    /// Every reference whose full name starts with `prefix`, sorted by name.
+    pub fn list_refs(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>> {
+        let platform = self
+            .repo
+            .references()
+            .map_err(|e| GitError::gix("listing references", e))?;
+        let iter = platform
+            .prefixed(BStr::new(prefix.as_bytes()))
+            .map_err(|e| GitError::gix(format!("listing references under {prefix}"), e))?;
+        let mut out = Vec::new();
+        for r in iter {
+            let r =
+                r.map_err(|e| GitError::gix(format!("listing references under {prefix}"), e))?;
+            if let Some(id) = r.target().try_id() {
+                out.push((
+                    r.name().as_bstr().to_str_lossy().into_owned(),
+                    id.to_owned(),
+                ));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    // ---- history -------------------------------------------------------
+
+    /// Commits reachable from `tips` but not from `hidden`, newest first
+    /// (breadth-first), each with its parents.
+    pub fn walk(
+        &self,
+        tips: &[ObjectId],
+        hidden: &[ObjectId],
+    ) -> Result<Vec<(ObjectId, Vec<ObjectId>)>> {
+        let walk = self
+            .repo
+            .rev_walk(tips.iter().copied())
+            .with_hidden(hidden.iter().copied())
+            .all()
+            .map_err(|e| GitError::gix("starting a history walk", e))?;
+        let mut out = Vec::new();
+        for info in walk {
+            let info = info.map_err(|e| GitError::gix("walking history", e))?;
+            out.push((info.id, info.parent_ids.iter().copied().collect()));
+        }
+        Ok(out)
+    }
+
+    /// Whether `ancestor` is `descendant` or one of its ancestors.
+    pub fn is_ancestor(&self, ancestor: ObjectId, descendant: ObjectId) -> Result<bool> {
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        // Everything reachable from `ancestor` is hidden exactly when it
+        // is reachable from `descendant`.
+        Ok(self.walk(&[ancestor], &[descendant])?.is_empty())
+    }
+
+    // ---- durability ----------------------------------------------------
+
+    /// Flushes a loose object, and the directories naming it, to disk.
+    /// Objects that live in a pack are synced by [`GitRepo::sync_dir`] of
+    /// the pack directory when the pack is written.
+    pub fn sync_object(&self, id: ObjectId) -> Result<()> {
+        let hex = id.to_string();
+        let dir = self.objects_dir().join(&hex[..2]);
+        let file = dir.join(&hex[2..]);
+        if file.exists() {
+            sync_path(&file)?;
+            sync_path(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes a loose reference file and its directory to disk.
+    pub fn sync_ref(&self, name: &str) -> Result<()> {
+        let file = self.git_dir().join(name);
+        if file.exists() {
+            sync_path(&file)?;
+            if let Some(dir) = file.parent() {
+                sync_path(dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes a directory entry list to disk.
+    pub fn sync_dir(&self, dir: &Path) -> Result<()> {
+        sync_path(dir)
+    }
+
+    /// The object database directory.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.repo.objects.store_ref().path().to_path_buf()
+    }
+}
+
+fn sync_path(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| GitError::Io {
+            what: "fsync",
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Rejects ref names that are not full `refs/...` names git would accept.
+fn check_ref_name(name: &str) -> Result<()> {
+    if !name.starts_with("refs/") {
+        return Err(GitError::InvalidRefName {
+            name: name.into(),
+            reason: "must start with refs/".into(),
+        });
+    }
+    gix::validate::reference::name(BStr::new(name.as_bytes())).map_err(|e| {
+        GitError::InvalidRefName {
+            name: name.into(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! The WAL's single error type.
+
+use larder_codec::CodecError;
+use larder_git::{GitError, ObjectId};
+
+/// What went wrong reading or writing a log. Errors about stored data name
+/// the commit and the path inside its tree.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalError {
+    /// `append` was called with no events.
+    #[error("cannot append an empty batch: a chunk holds at least one event")]
+    EmptyBatch,
+    /// A batch mixed events of several actors.
+    #[error(
+        "a batch must come from one actor: event {index} is by {found}, the batch by {expected}"
+    )]
+    MixedActors {
+        /// The batch's actor (its first event's).
+        expected: String,
+        /// The other actor found.
+        found: String,
+        /// Position of the first such event.
+        index: usize,
+    },
+    /// A log or namespace name that cannot be part of a ref name.
+    #[error("invalid log name {name:?}: {reason}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// `read_since` was given a commit that is not in this log's history.
+    #[error("commit {commit} is not in the history of log {log}")]
+    NotInLog {
+        /// The commit asked for.
+        commit: ObjectId,
+        /// The log's ref.
+        log: String,
+    },
+    /// The ref kept moving under us for longer than the retry budget.
+    #[error("gave up appending to {log} after {attempts} lost compare-and-swap attempts")]
+    Contention {
+        /// The log's ref.
+        log: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// An object the log refers to is missing.
+    #[error("commit {commit}: {path} is missing (object {id})")]
+    MissingObject {
+        /// The WAL commit being read.
+        commit: ObjectId,
+        /// The path in its tree (or `<commit>` for the commit itself).
+        path: String,
+        /// The missing object.
+        id: ObjectId,
+    },
+    /// A tree does not have the shape larder writes.
+    #[error("commit {commit}: unexpected tree layout at {path}: {reason}")]
+    BadTree {
+        /// The WAL commit.
+        commit: ObjectId,
+        /// The path in its tree.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// `meta.json` is unreadable or inconsistent with its commit.
+    #[error("commit {commit}: bad meta.json: {reason}")]
+    BadMeta {
+        /// The WAL commit.
+        commit: ObjectId,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A commit was written by an unknown WAL format version.
+    #[error("commit {commit}: meta.json has format version {found}, this build reads {supported}")]
+    UnsupportedFormat {
+        /// The WAL commit.
+        commit: ObjectId,
+        /// The version found.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// A chunk failed to decode or verify.
+    #[error("commit {commit}: {path}: {source}")]
+    Chunk {
+        /// The WAL commit.
+        commit: ObjectId,
+        /// The chunk's path.
+        path: String,
+        /// The codec's reason.
+        #[source]
+        source: Box<CodecError>,
+    },
+    /// A codec error outside any stored chunk (encoding a new batch).
+    #[error(transparent)]
+    Codec(Box<CodecError>),
+    /// The git backend failed.
+    #[error("commit {commit}: {source}", commit = commit.map_or("-".to_string(), |c| c.to_string()))]
+    Git {
+        /// The WAL commit being processed, when there is one.
+        commit: Option<ObjectId>,
+        /// The backend's error.
+        #[source]
+        source: GitError,
+    },
+}
+
+impl From<CodecError> for WalError {
+    fn from(e: CodecError) -> Self {
+        WalError::Codec(Box::new(e))
+    }
+}
+
+impl From<GitError> for WalError {
+    fn from(source: GitError) -> Self {
+        WalError::Git {
+            commit: None,
+            source,
+        }
+    }
+}
+
+/// Shorthand for results whose error is [`WalError`].
+pub type Result<T, E = WalError> = std::result::Result<T, E>;

@@ -1,0 +1,28 @@
+//! larder's write-ahead log: events appended as git commits under custom refs.
+//!
+//! A [`WalManager`] owns one named log at `refs/<namespace>/<log>/wal`
+//! (namespace `larder` by default). Each [`WalManager::append`] encodes a
+//! batch of events as one chunk and writes one commit whose tree holds
+//! `meta.json` and `events/YYYY/MM/DD/<chunk-id>.bin` — only its own chunk,
+//! so an append never rewrites a tree that grows with the log. The ref moves
+//! by compare-and-swap, retried with backoff, so concurrent appenders
+//! (threads or processes) never lose an event and a reader never sees half
+//! a batch.
+//!
+//! Reads follow git parents (the log is a DAG once replicas merge), yield
+//! events parents-first and in chunk order, verify every chunk id and event
+//! id, and stream one chunk at a time. [`WalManager::verify`] lists every
+//! bad object rather than stopping at the first. The layout is documented in
+//! `docs/wal.md`.
+#![deny(missing_docs)]
+
+mod error;
+mod meta;
+mod wal;
+
+pub use error::{Result, WalError};
+pub use meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
+pub use wal::{
+    Durability, MergeOutcome, VerifyReport, WalCommit, WalCommits, WalEvents, WalManager,
+    WalOptions, commits_between,
+};

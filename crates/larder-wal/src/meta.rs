@@ -1,0 +1,93 @@
+//! `meta.json`: the small JSON record at the root of every WAL commit.
+
+use larder_git::ObjectId;
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, WalError};
+
+/// The WAL commit format this build writes and reads.
+pub const WAL_FORMAT_VERSION: u32 = 1;
+
+/// Whether a WAL commit adds a chunk or joins histories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitKind {
+    /// Adds one chunk of events.
+    Append,
+    /// Joins two or more heads; adds no events (the union is the merge).
+    Merge,
+}
+
+/// The contents of `meta.json`. Field order is fixed, so equal records
+/// serialise to equal bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    /// WAL format version ([`WAL_FORMAT_VERSION`]).
+    pub format: u32,
+    /// Append or merge.
+    pub kind: CommitKind,
+    /// The actor that wrote the commit.
+    pub actor: String,
+    /// Chunk id (hex) of an append; absent for merges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<String>,
+    /// Number of events in the chunk; absent for merges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<u64>,
+    /// The previous WAL commit (the first parent), or null for the first.
+    pub previous: Option<String>,
+    /// The other parents of a merge, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<String>,
+}
+
+impl Meta {
+    /// Serialises to the exact bytes stored in `meta.json`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising a struct of strings and integers cannot fail.
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Parses `meta.json` of `commit`, checking the format version first so
+    /// a future format is reported as such rather than as garbage.
+    pub fn parse(commit: ObjectId, bytes: &[u8]) -> Result<Self> {
+        let bad = |reason: String| WalError::BadMeta { commit, reason };
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let format = value
+            .get("format")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| bad("no numeric \"format\" field".into()))?;
+        if format != u64::from(WAL_FORMAT_VERSION) {
+            return Err(WalError::UnsupportedFormat {
+                commit,
+                found: u32::try_from(format).unwrap_or(u32::MAX),
+                supported: WAL_FORMAT_VERSION,
+            });
+        }
+        serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+    }
+
+    /// Checks that the record agrees with the commit's actual parents.
+    pub fn check_parents(&self, commit: ObjectId, parents: &[ObjectId]) -> Result<()> {
+        let expected_previous = parents.first().map(ToString::to_string);
+        let merged: Vec<String> = parents.iter().skip(1).map(ToString::to_string).collect();
+        if self.previous != expected_previous || self.merged != merged {
+            return Err(WalError::BadMeta {
+                commit,
+                reason: "previous/merged do not match the commit's parents".into(),
+            });
+        }
+        match (self.kind, self.chunk.is_some(), parents.len()) {
+            (CommitKind::Append, true, 0 | 1) => Ok(()),
+            (CommitKind::Merge, false, 2..) => Ok(()),
+            _ => Err(WalError::BadMeta {
+                commit,
+                reason: "an append has one chunk and at most one parent; a merge has no chunk and several parents".into(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,791 @@
+//! [`WalManager`]: append to and read one named log.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use larder_codec::{ActorId, ChunkId, Envelope, chunk_id, decode_chunk_verified, encode_chunk};
+use larder_git::{EntryKind, Expected, GitError, GitRepo, Identity, ObjectId, TreeEntry};
+
+use crate::meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
+use crate::{Result, WalError};
+
+/// Whether `append` waits for the written data to reach the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Objects and the ref are written atomically (temp file + rename) but
+    /// not fsynced: a power loss may lose the last appends, never corrupt
+    /// the log. git's own default.
+    #[default]
+    Buffered,
+    /// Before `append` returns, every written object, the ref and their
+    /// directories are fsynced.
+    Fsync,
+}
+
+/// How a [`WalManager`] writes.
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    /// First component under `refs/`; the log lives at
+    /// `refs/<namespace>/<log>/wal`.
+    pub namespace: String,
+    /// See [`Durability`].
+    pub durability: Durability,
+    /// Author/committer of WAL commits; larder's fixed identity if `None`.
+    pub identity: Option<Identity>,
+    /// How many lost compare-and-swaps `append` tolerates before giving up.
+    pub max_attempts: u32,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        Self {
+            namespace: "larder".into(),
+            durability: Durability::Buffered,
+            identity: None,
+            max_attempts: 10_000,
+        }
+    }
+}
+
+/// One WAL commit as read back: its id, parents, `meta.json` and events.
+#[derive(Clone, Debug)]
+pub struct WalCommit {
+    /// The commit id.
+    pub id: ObjectId,
+    /// Its parents (one for an append, several for a merge, none for the first).
+    pub parents: Vec<ObjectId>,
+    /// Its `meta.json`.
+    pub meta: Meta,
+    /// Its events in chunk order (empty for a merge).
+    pub events: Vec<Envelope>,
+}
+
+/// What [`WalManager::merge`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// The other head was already part of the log.
+    UpToDate,
+    /// The log's ref moved forward to the other head (no new commit).
+    FastForward(ObjectId),
+    /// A merge commit joining both heads was written.
+    Merged(ObjectId),
+}
+
+/// The result of [`WalManager::verify`]: what was read and every problem.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Commits examined.
+    pub commits: u64,
+    /// Events that decoded and verified.
+    pub events: u64,
+    /// Every bad object found, each naming its commit and path.
+    pub problems: Vec<WalError>,
+}
+
+impl VerifyReport {
+    /// Whether nothing was wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The write-ahead log of one named log in one repository.
+///
+/// Cheap to clone; clones share the object store. Give each thread its own.
+#[derive(Clone, Debug)]
+pub struct WalManager {
+    repo: GitRepo,
+    log: String,
+    ref_name: String,
+    options: WalOptions,
+}
+
+/// Checks that `name` can be one component of a ref name.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("must not be empty")
+    } else if name.len() > 128 {
+        Some("longer than 128 bytes")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
+    {
+        Some("only ASCII letters, digits, '_', '-', '.' and '@' are allowed")
+    } else if name.starts_with(['.', '-']) || name.ends_with('.') || name.ends_with(".lock") {
+        Some("must not start with '.' or '-', nor end with '.' or '.lock'")
+    } else if name.contains("..") || name.contains("@{") {
+        Some("must not contain '..'")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(WalError::InvalidName {
+            name: name.into(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+impl WalManager {
+    /// The log `log` in `repo`, with default options.
+    pub fn new(repo: GitRepo, log: &str) -> Result<Self> {
+        Self::with_options(repo, log, WalOptions::default())
+    }
+
+    /// The log `log` in `repo`, with `options`.
+    pub fn with_options(repo: GitRepo, log: &str, options: WalOptions) -> Result<Self> {
+        check_name(log)?;
+        check_name(&options.namespace)?;
+        let ref_name = format!("refs/{}/{log}/wal", options.namespace);
+        Ok(Self {
+            repo,
+            log: log.into(),
+            ref_name,
+            options,
+        })
+    }
+
+    /// The log's name.
+    pub fn log(&self) -> &str {
+        &self.log
+    }
+
+    /// The full name of the log's ref, e.g. `refs/larder/issues/wal`.
+    pub fn ref_name(&self) -> &str {
+        &self.ref_name
+    }
+
+    /// The repository.
+    pub fn repo(&self) -> &GitRepo {
+        &self.repo
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &WalOptions {
+        &self.options
+    }
+
+    /// The newest commit of the log, or `None` if nothing was appended yet.
+    pub fn head(&self) -> Result<Option<ObjectId>> {
+        Ok(self.repo.ref_target(&self.ref_name)?)
+    }
+
+    // ---- writing -------------------------------------------------------
+
+    /// Appends `events` as one chunk in one commit and returns the commit.
+    ///
+    /// The ref moves by compare-and-swap; when another appender wins, the
+    /// commit is rebuilt on the new head and retried with backoff. All
+    /// events must share one actor. A reader sees all of the batch or none.
+    pub fn append(&self, events: &[Envelope]) -> Result<ObjectId> {
+        let first = events.first().ok_or(WalError::EmptyBatch)?;
+        if let Some((index, other)) = events
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.actor() != first.actor())
+        {
+            return Err(WalError::MixedActors {
+                expected: first.actor().to_string(),
+                found: other.actor().to_string(),
+                index,
+            });
+        }
+        let chunk = encode_chunk(events)?;
+        let cid = chunk_id(&chunk);
+        let mut written = Vec::with_capacity(8);
+        let blob = self.repo.write_blob(&chunk)?;
+        written.push(blob);
+        let (y, m, d) = date_of(first.timestamp().millis);
+        let mut subtree =
+            self.repo
+                .write_tree(&[entry(format!("{cid}.bin"), EntryKind::Blob, blob)])?;
+        written.push(subtree);
+        for name in [d, m, y] {
+            subtree = self
+                .repo
+                .write_tree(&[entry(name, EntryKind::Tree, subtree)])?;
+            written.push(subtree);
+        }
+        let events_tree = subtree;
+        let message = format!(
+            "larder: append {} event{} by {}\n\nchunk {cid}\n",
+            events.len(),
+            if events.len() == 1 { "" } else { "s" },
+            first.actor()
+        );
+        let base_meta = Meta {
+            format: WAL_FORMAT_VERSION,
+            kind: CommitKind::Append,
+            actor: first.actor().to_string(),
+            chunk: Some(cid.to_hex()),
+            events: Some(events.len() as u64),
+            previous: None,
+            merged: Vec::new(),
+        };
+        self.commit_with_retry(&mut written, &message, |head| {
+            let meta = Meta {
+                previous: head.map(|h| h.to_string()),
+                ..base_meta.clone()
+            };
+            (meta, vec![entry("events", EntryKind::Tree, events_tree)])
+        })
+    }
+
+    /// Joins `other` (a commit whose history holds verified larder events,
+    /// typically a fetched remote head) into this log: fast-forward when
+    /// possible, else a merge commit with both heads as parents. The merge
+    /// adds no events: the union of both histories is the log.
+    pub fn merge(&self, other: ObjectId, actor: &ActorId) -> Result<MergeOutcome> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let head = self.head()?;
+            let result = match head {
+                Some(h) if h == other || self.repo.is_ancestor(other, h)? => {
+                    return Ok(MergeOutcome::UpToDate);
+                }
+                None => self
+                    .repo
+                    .update_ref(
+                        &self.ref_name,
+                        Expected::MustNotExist,
+                        other,
+                        "larder: fast-forward",
+                    )
+                    .map(|()| MergeOutcome::FastForward(other)),
+                Some(h) if self.repo.is_ancestor(h, other)? => self
+                    .repo
+                    .update_ref(
+                        &self.ref_name,
+                        Expected::MustBe(h),
+                        other,
+                        "larder: fast-forward",
+                    )
+                    .map(|()| MergeOutcome::FastForward(other)),
+                Some(h) => {
+                    let meta = Meta {
+                        format: WAL_FORMAT_VERSION,
+                        kind: CommitKind::Merge,
+                        actor: actor.to_string(),
+                        chunk: None,
+                        events: None,
+                        previous: Some(h.to_string()),
+                        merged: vec![other.to_string()],
+                    };
+                    let mut written = Vec::new();
+                    let commit = self.write_commit(
+                        &mut written,
+                        &meta,
+                        Vec::new(),
+                        &[h, other],
+                        "larder: merge\n",
+                    )?;
+                    self.repo
+                        .update_ref(&self.ref_name, Expected::MustBe(h), commit, "larder: merge")
+                        .map(|()| MergeOutcome::Merged(commit))
+                }
+            };
+            match result {
+                Ok(outcome) => {
+                    self.sync_ref_if_durable()?;
+                    return Ok(outcome);
+                }
+                Err(e)
+                    if (e.is_conflict() || e.is_retryable())
+                        && attempts < self.options.max_attempts =>
+                {
+                    backoff(attempts);
+                }
+                Err(e) if e.is_conflict() || e.is_retryable() => {
+                    return Err(WalError::Contention {
+                        log: self.ref_name.clone(),
+                        attempts,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn commit_with_retry(
+        &self,
+        written: &mut Vec<ObjectId>,
+        message: &str,
+        build: impl Fn(Option<ObjectId>) -> (Meta, Vec<TreeEntry>),
+    ) -> Result<ObjectId> {
+        let fixed = written.len();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            written.truncate(fixed);
+            let head = self.head()?;
+            let (meta, entries) = build(head);
+            let parents: Vec<ObjectId> = head.into_iter().collect();
+            let commit = self.write_commit(written, &meta, entries, &parents, message)?;
+            if self.options.durability == Durability::Fsync {
+                for id in written.iter() {
+                    self.repo.sync_object(*id)?;
+                }
+                self.repo.sync_dir(&self.repo.objects_dir())?;
+            }
+            let expected = head.map_or(Expected::MustNotExist, Expected::MustBe);
+            match self.repo.update_ref(
+                &self.ref_name,
+                expected,
+                commit,
+                message.lines().next().unwrap_or(""),
+            ) {
+                Ok(()) => {
+                    self.sync_ref_if_durable()?;
+                    return Ok(commit);
+                }
+                Err(e) if e.is_conflict() || e.is_retryable() => {
+                    if attempts >= self.options.max_attempts {
+                        return Err(WalError::Contention {
+                            log: self.ref_name.clone(),
+                            attempts,
+                        });
+                    }
+                    backoff(attempts);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn write_commit(
+        &self,
+        written: &mut Vec<ObjectId>,
+        meta: &Meta,
+        mut entries: Vec<TreeEntry>,
+        parents: &[ObjectId],
+        message: &str,
+    ) -> Result<ObjectId> {
+        let meta_blob = self.repo.write_blob(&meta.to_bytes())?;
+        written.push(meta_blob);
+        entries.push(entry("meta.json", EntryKind::Blob, meta_blob));
+        let root = self.repo.write_tree(&entries)?;
+        written.push(root);
+        let commit = self.repo.write_commit(
+            root,
+            parents,
+            message,
+            self.options.identity.as_ref(),
+            unix_now(),
+        )?;
+        written.push(commit);
+        Ok(commit)
+    }
+
+    fn sync_ref_if_durable(&self) -> Result<()> {
+        if self.options.durability == Durability::Fsync {
+            self.repo.sync_ref(&self.ref_name)?;
+        }
+        Ok(())
+    }
+
+    // ---- reading -------------------------------------------------------
+
+    /// Every event of the log, in log order.
+    pub fn read_all(&self) -> Result<Vec<Envelope>> {
+        self.events_since(None)?.collect()
+    }
+
+    /// The events appended after `since` (a commit of this log), in log
+    /// order. Costs O(new commits), not O(log).
+    pub fn read_since(&self, since: ObjectId) -> Result<Vec<Envelope>> {
+        self.events_since(Some(since))?.collect()
+    }
+
+    /// Streams the events after `since` (all events if `None`), one chunk in
+    /// memory at a time.
+    pub fn events_since(&self, since: Option<ObjectId>) -> Result<WalEvents> {
+        Ok(WalEvents {
+            commits: self.commits_since(since)?,
+            current: Vec::new().into_iter(),
+            failed: false,
+        })
+    }
+
+    /// Streams the commits after `since` (all if `None`), parents before
+    /// children, each fully verified as it is read.
+    pub fn commits_since(&self, since: Option<ObjectId>) -> Result<WalCommits> {
+        match self.head()? {
+            None => match since {
+                Some(commit) => Err(WalError::NotInLog {
+                    commit,
+                    log: self.ref_name.clone(),
+                }),
+                None => Ok(WalCommits::new(self.repo.clone(), Vec::new())),
+            },
+            Some(head) => commits_between(&self.repo, head, since, &self.ref_name),
+        }
+    }
+
+    /// Reads and verifies the whole log, collecting every problem (missing
+    /// objects, wrong hashes, bad `meta.json`, undecodable chunks, unexpected
+    /// tree entries) instead of stopping at the first.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        let Some(head) = self.head()? else {
+            return Ok(report);
+        };
+        let mut queue = vec![head];
+        let mut seen: HashSet<ObjectId> = HashSet::from([head]);
+        while let Some(id) = queue.pop() {
+            report.commits += 1;
+            let info = match self.repo.read_commit(id) {
+                Ok(info) => info,
+                Err(e) => {
+                    report.problems.push(object_error(id, "<commit>", id, e));
+                    continue;
+                }
+            };
+            for p in &info.parents {
+                if seen.insert(*p) {
+                    queue.push(*p);
+                }
+            }
+            match load_commit(&self.repo, id, info.tree, &info.parents) {
+                Ok(commit) => report.events += commit.events.len() as u64,
+                Err(e) => report.problems.push(e),
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// The commits reachable from `head` but not from `since`, parents first.
+/// Errors if `since` is not an ancestor of `head`.
+pub fn commits_between(
+    repo: &GitRepo,
+    head: ObjectId,
+    since: Option<ObjectId>,
+    log: &str,
+) -> Result<WalCommits> {
+    if let Some(s) = since
+        && !repo.is_ancestor(s, head).map_err(|e| WalError::Git {
+            commit: Some(s),
+            source: e,
+        })?
+    {
+        return Err(WalError::NotInLog {
+            commit: s,
+            log: log.into(),
+        });
+    }
+    let hidden: Vec<ObjectId> = since.into_iter().collect();
+    let walked = repo.walk(&[head], &hidden).map_err(|e| WalError::Git {
+        commit: Some(head),
+        source: e,
+    })?;
+    let parents: HashMap<ObjectId, Vec<ObjectId>> = walked.into_iter().collect();
+    Ok(WalCommits::new(repo.clone(), topo_order(head, &parents)))
+}
+
+/// Orders the commits of `graph` parents-first by a depth-first post-order
+/// from `head` that follows parents in their stored order: deterministic,
+/// and simply oldest-first on a linear log.
+fn topo_order(head: ObjectId, graph: &HashMap<ObjectId, Vec<ObjectId>>) -> Vec<ObjectId> {
+    let mut out = Vec::with_capacity(graph.len());
+    if !graph.contains_key(&head) {
+        return out;
+    }
+    let mut visited: HashSet<ObjectId> = HashSet::from([head]);
+    let mut stack: Vec<(ObjectId, usize)> = vec![(head, 0)];
+    while let Some((id, next)) = stack.last_mut() {
+        let parents = graph.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        if let Some(&p) = parents.get(*next) {
+            *next += 1;
+            if graph.contains_key(&p) && visited.insert(p) {
+                stack.push((p, 0));
+            }
+        } else {
+            out.push(*id);
+            stack.pop();
+        }
+    }
+    out
+}
+
+/// A stream of verified WAL commits; see [`WalManager::commits_since`].
+pub struct WalCommits {
+    repo: GitRepo,
+    order: std::vec::IntoIter<ObjectId>,
+}
+
+impl WalCommits {
+    fn new(repo: GitRepo, order: Vec<ObjectId>) -> Self {
+        Self {
+            repo,
+            order: order.into_iter(),
+        }
+    }
+
+    /// How many commits remain.
+    pub fn remaining(&self) -> usize {
+        self.order.len()
+    }
+}
+
+impl Iterator for WalCommits {
+    type Item = Result<WalCommit>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let id = self.order.next()?;
+        Some(
+            self.repo
+                .read_commit(id)
+                .map_err(|e| object_error(id, "<commit>", id, e))
+                .and_then(|info| load_commit(&self.repo, id, info.tree, &info.parents)),
+        )
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.order.size_hint()
+    }
+}
+
+/// A stream of verified events; see [`WalManager::events_since`].
+pub struct WalEvents {
+    commits: WalCommits,
+    current: std::vec::IntoIter<Envelope>,
+    failed: bool,
+}
+
+impl Iterator for WalEvents {
+    type Item = Result<Envelope>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(event) = self.current.next() {
+                return Some(Ok(event));
+            }
+            if self.failed {
+                return None;
+            }
+            match self.commits.next()? {
+                Ok(commit) => self.current = commit.events.into_iter(),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+fn object_error(commit: ObjectId, path: &str, id: ObjectId, e: GitError) -> WalError {
+    match e {
+        GitError::ObjectMissing { id } => WalError::MissingObject {
+            commit,
+            path: path.into(),
+            id,
+        },
+        GitError::WrongObjectKind {
+            expected, actual, ..
+        } => WalError::BadTree {
+            commit,
+            path: path.into(),
+            reason: format!("object {id} is a {actual}, expected a {expected}"),
+        },
+        other => WalError::Git {
+            commit: Some(commit),
+            source: other,
+        },
+    }
+}
+
+/// Reads one WAL commit's tree, `meta.json` and chunk, checking every part
+/// against what larder writes.
+fn load_commit(
+    repo: &GitRepo,
+    id: ObjectId,
+    tree: ObjectId,
+    parents: &[ObjectId],
+) -> Result<WalCommit> {
+    let bad_tree = |path: &str, reason: String| WalError::BadTree {
+        commit: id,
+        path: path.into(),
+        reason,
+    };
+    let root = repo
+        .read_tree(tree)
+        .map_err(|e| object_error(id, "/", tree, e))?;
+    let mut meta_blob = None;
+    let mut events_tree = None;
+    for e in &root {
+        match (e.name.as_str(), e.kind) {
+            ("meta.json", EntryKind::Blob) => meta_blob = Some(e.id),
+            ("events", EntryKind::Tree) => events_tree = Some(e.id),
+            (name, kind) => {
+                return Err(bad_tree(
+                    "/",
+                    format!("unexpected entry {name:?} ({kind:?})"),
+                ));
+            }
+        }
+    }
+    let meta_blob = meta_blob.ok_or_else(|| bad_tree("/", "no meta.json".into()))?;
+    let meta_bytes = repo
+        .read_blob(meta_blob)
+        .map_err(|e| object_error(id, "meta.json", meta_blob, e))?;
+    let meta = Meta::parse(id, &meta_bytes)?;
+    meta.check_parents(id, parents)?;
+    if ActorId::new(meta.actor.as_str()).is_err() {
+        return Err(WalError::BadMeta {
+            commit: id,
+            reason: format!("invalid actor {:?}", meta.actor),
+        });
+    }
+    let (Some(chunk_hex), Some(events_tree)) = (&meta.chunk, events_tree) else {
+        if events_tree.is_some() {
+            return Err(bad_tree(
+                "/events",
+                "a merge commit carries no events".into(),
+            ));
+        }
+        return Ok(WalCommit {
+            id,
+            parents: parents.to_vec(),
+            meta,
+            events: Vec::new(),
+        });
+    };
+    let cid: ChunkId = chunk_hex.parse().map_err(|_| WalError::BadMeta {
+        commit: id,
+        reason: format!("chunk {chunk_hex:?} is not a chunk id"),
+    })?;
+
+    // events/YYYY/MM/DD/<chunk-id>.bin, each level holding exactly one entry.
+    let mut path = String::from("events");
+    let mut dir = events_tree;
+    let mut date = Vec::with_capacity(3);
+    for digits in [4usize, 2, 2] {
+        let entries = repo
+            .read_tree(dir)
+            .map_err(|e| object_error(id, &path, dir, e))?;
+        let [only] = entries.as_slice() else {
+            return Err(bad_tree(
+                &path,
+                format!(
+                    "expected one date directory, found {} entries",
+                    entries.len()
+                ),
+            ));
+        };
+        path.push('/');
+        path.push_str(&only.name);
+        if only.kind != EntryKind::Tree
+            || only.name.len() != digits
+            || !only.name.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad_tree(&path, "expected a date directory".into()));
+        }
+        date.push(only.name.clone());
+        dir = only.id;
+    }
+    let entries = repo
+        .read_tree(dir)
+        .map_err(|e| object_error(id, &path, dir, e))?;
+    let expected_name = format!("{cid}.bin");
+    let [only] = entries.as_slice() else {
+        return Err(bad_tree(
+            &path,
+            format!("expected one chunk, found {} entries", entries.len()),
+        ));
+    };
+    path.push('/');
+    path.push_str(&only.name);
+    if only.kind != EntryKind::Blob || only.name != expected_name {
+        return Err(bad_tree(
+            &path,
+            format!("expected the chunk {expected_name} named in meta.json"),
+        ));
+    }
+    let bytes = repo
+        .read_blob(only.id)
+        .map_err(|e| object_error(id, &path, only.id, e))?;
+    let events = decode_chunk_verified(&bytes, &cid).map_err(|source| WalError::Chunk {
+        commit: id,
+        path: path.clone(),
+        source: Box::new(source),
+    })?;
+    if meta.events != Some(events.len() as u64) {
+        return Err(WalError::BadMeta {
+            commit: id,
+            reason: format!(
+                "meta.json counts {:?} events, the chunk holds {}",
+                meta.events,
+                events.len()
+            ),
+        });
+    }
+    if let Some(e) = events.iter().find(|e| e.actor().as_str() != meta.actor) {
+        return Err(WalError::BadMeta {
+            commit: id,
+            reason: format!(
+                "chunk holds an event by {}, meta.json names {}",
+                e.actor(),
+                meta.actor
+            ),
+        });
+    }
+    let (y, m, d) = date_of(events[0].timestamp().millis);
+    if date != [y, m, d] {
+        return Err(bad_tree(
+            &path,
+            "the date directories do not match the first event's timestamp".into(),
+        ));
+    }
+    Ok(WalCommit {
+        id,
+        parents: parents.to_vec(),
+        meta,
+        events,
+    })
+}
+
+fn entry(name: impl Into<String>, kind: EntryKind, id: ObjectId) -> TreeEntry {
+    TreeEntry {
+        name: name.into(),
+        kind,
+        id,
+    }
+}
+
+/// `YYYY`, `MM`, `DD` (UTC) of a millisecond timestamp; far-out-of-range
+/// timestamps clamp to the representable dates.
+fn date_of(millis: u64) -> (String, String, String) {
+    let seconds = i64::try_from(millis / 1000).unwrap_or(i64::MAX);
+    let dt = time::OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(if seconds < 0 {
+        time::OffsetDateTime::UNIX_EPOCH
+    } else {
+        time::PrimitiveDateTime::MAX.assume_utc()
+    });
+    (
+        format!("{:04}", dt.year()),
+        format!("{:02}", u8::from(dt.month())),
+        format!("{:02}", dt.day()),
+    )
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Sleeps a little after a lost compare-and-swap: exponential up to 5 ms,
+/// with jitter so that contenders spread out.
+fn backoff(attempt: u32) {
+    let base_us = 20u64 << attempt.min(8);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = u64::from(nanos % 1000) * base_us / 1000;
+    std::thread::sleep(Duration::from_micros((base_us + jitter).min(5_000)));
+}

@@ -1,0 +1,215 @@
+//! Appending and reading back, with `git` as the oracle.
+
+mod common;
+
+use common::{batch, event, git, keys, wal_in};
+use larder_codec::{ActorId, Envelope, Payload, Timestamp};
+use larder_wal::{MergeOutcome, WalError, WalManager};
+
+#[test]
+fn order_is_preserved_within_and_across_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), false);
+    let mut expected = Vec::new();
+    let mut n = 0;
+    for len in [1, 5, 2, 10, 1] {
+        let b = batch("alice", n, len);
+        wal.append(&b).unwrap();
+        expected.extend(b);
+        n += len;
+    }
+    assert_eq!(wal.read_all().unwrap(), expected);
+}
+
+#[test]
+fn a_thousand_appends_pass_git_fsck_and_show_in_git_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), false);
+    for n in 0..1000 {
+        wal.append(&[event("alice", n)]).unwrap();
+    }
+    assert_eq!(wal.read_all().unwrap().len(), 1000);
+    git(dir.path(), &["fsck", "--full", "--strict", "--no-dangling"]);
+    let log = git(dir.path(), &["log", "--format=%s", "refs/larder/test/wal"]);
+    assert_eq!(log.lines().count(), 1000);
+    assert!(log.lines().all(|l| l == "larder: append 1 event by alice"));
+    // The tree holds only this commit's chunk, under its date.
+    let tree = git(
+        dir.path(),
+        &["ls-tree", "-r", "--name-only", "refs/larder/test/wal"],
+    );
+    let files: Vec<_> = tree.lines().collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[0].starts_with("events/2023/11/14/") && files[0].ends_with(".bin"));
+    assert_eq!(files[1], "meta.json");
+    // HEAD, the index and the work tree are untouched.
+    assert!(git(dir.path(), &["status", "--porcelain"]).is_empty());
+    let show = git(dir.path(), &["show", "refs/larder/test/wal:meta.json"]);
+    assert!(show.contains("\"actor\": \"alice\""), "{show}");
+}
+
+#[test]
+fn bare_repositories_work_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), true);
+    assert!(wal.repo().is_bare());
+    let first = wal.append(&batch("bob", 0, 3)).unwrap();
+    wal.append(&batch("bob", 3, 2)).unwrap();
+    assert_eq!(keys(&wal.read_all().unwrap()).len(), 5);
+    assert_eq!(
+        keys(&wal.read_since(first).unwrap()),
+        vec![("bob".into(), 3), ("bob".into(), 4)]
+    );
+    git(dir.path(), &["fsck", "--full", "--strict"]);
+}
+
+#[test]
+fn read_since_returns_exactly_the_newer_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), false);
+    let mut commits = Vec::new();
+    for n in 0..20 {
+        commits.push(wal.append(&batch("carol", n * 2, 2)).unwrap());
+    }
+    for (i, c) in commits.iter().enumerate() {
+        let since = wal.read_since(*c).unwrap();
+        assert_eq!(since.len(), (19 - i) * 2);
+        if let Some(first) = since.first() {
+            assert_eq!(first, &event("carol", (i as u64 + 1) * 2));
+        }
+    }
+    assert!(wal.read_since(*commits.last().unwrap()).unwrap().is_empty());
+}
+
+#[test]
+fn read_since_a_foreign_commit_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), false);
+    wal.append(&batch("a", 0, 1)).unwrap();
+    let other = WalManager::new(wal.repo().clone(), "other").unwrap();
+    let foreign = other.append(&batch("a", 5, 1)).unwrap();
+    match wal.read_since(foreign) {
+        Err(WalError::NotInLog { commit, .. }) => assert_eq!(commit, foreign),
+        other => panic!("expected NotInLog, got {other:?}"),
+    }
+    // And on an empty log.
+    let empty = WalManager::new(wal.repo().clone(), "empty").unwrap();
+    assert!(matches!(
+        empty.read_since(foreign),
+        Err(WalError::NotInLog { .. })
+    ));
+    assert!(empty.read_all().unwrap().is_empty());
+}
+
+#[test]
+fn empty_and_mixed_batches_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), false);
+    assert!(matches!(wal.append(&[]), Err(WalError::EmptyBatch)));
+    let mixed = vec![event("a", 1), event("b", 2)];
+    assert!(matches!(
+        wal.append(&mixed),
+        Err(WalError::MixedActors { index: 1, .. })
+    ));
+    assert_eq!(
+        wal.head().unwrap(),
+        None,
+        "a refused batch writes nothing to the log"
+    );
+}
+
+#[test]
+fn invalid_log_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = larder_git::GitRepo::init(dir.path()).unwrap();
+    for bad in ["", "a/b", "..", "x.lock", "-x", "a b"] {
+        assert!(
+            matches!(
+                WalManager::new(repo.clone(), bad),
+                Err(WalError::InvalidName { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(WalManager::new(repo, "issues@main").is_ok());
+}
+
+#[test]
+fn diverged_heads_merge_into_a_dag_read_parents_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), false);
+    let base = wal.append(&batch("a", 0, 2)).unwrap();
+    // Another log in the same repository branches from `base`.
+    let side = WalManager::new(wal.repo().clone(), "side").unwrap();
+    assert_eq!(
+        side.merge(base, &ActorId::new("b").unwrap()).unwrap(),
+        MergeOutcome::FastForward(base)
+    );
+    let side_head = side.append(&batch("b", 100, 3)).unwrap();
+    wal.append(&batch("a", 2, 1)).unwrap();
+    let outcome = wal.merge(side_head, &ActorId::new("a").unwrap()).unwrap();
+    let MergeOutcome::Merged(merge) = outcome else {
+        panic!("expected a merge commit, got {outcome:?}")
+    };
+    let all = keys(&wal.read_all().unwrap());
+    assert_eq!(all.len(), 6);
+    assert_eq!(
+        &all[..2],
+        &[("a".into(), 0), ("a".into(), 1)],
+        "the common base comes first"
+    );
+    // Merging again is a no-op; reading since the merge is empty.
+    assert_eq!(
+        wal.merge(side_head, &ActorId::new("a").unwrap()).unwrap(),
+        MergeOutcome::UpToDate
+    );
+    assert!(wal.read_since(merge).unwrap().is_empty());
+    // Reading since `base` gives the four events after it, from both sides.
+    assert_eq!(wal.read_since(base).unwrap().len(), 4);
+    let parents = git(
+        dir.path(),
+        &["log", "-1", "--format=%P", "refs/larder/test/wal"],
+    );
+    assert_eq!(parents.split_whitespace().count(), 2);
+    git(dir.path(), &["fsck", "--full", "--strict"]);
+}
+
+#[test]
+fn streaming_reads_yield_the_same_as_read_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), false);
+    for n in 0..10 {
+        wal.append(&batch("s", n * 3, 3)).unwrap();
+    }
+    let streamed: Vec<Envelope> = wal
+        .events_since(None)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(streamed, wal.read_all().unwrap());
+    let commits: Vec<_> = wal
+        .commits_since(None)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(commits.len(), 10);
+    assert!(commits.windows(2).all(|w| w[1].parents == vec![w[0].id]));
+}
+
+#[test]
+fn timestamps_far_from_now_still_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), false);
+    for millis in [0, u64::MAX] {
+        let e = Envelope::new(
+            ActorId::new("t").unwrap(),
+            Timestamp::new(millis, 0),
+            "k",
+            Payload::from_serde(&1).unwrap(),
+        )
+        .unwrap();
+        wal.append(&[e]).unwrap();
+    }
+    assert_eq!(wal.read_all().unwrap().len(), 2);
+    assert!(wal.verify().unwrap().is_ok());
+}

@@ -1,0 +1,59 @@
+//! Helpers shared by the WAL tests: temp repositories, events, the git oracle.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+use larder_codec::{ActorId, Envelope, Payload, Timestamp};
+use larder_git::GitRepo;
+use larder_wal::WalManager;
+
+pub fn event(actor: &str, n: u64) -> Envelope {
+    Envelope::new(
+        ActorId::new(actor).unwrap(),
+        Timestamp::new(1_700_000_000_000 + n, 0),
+        "test.event",
+        Payload::from_serde(&(actor, n)).unwrap(),
+    )
+    .unwrap()
+}
+
+pub fn batch(actor: &str, start: u64, len: u64) -> Vec<Envelope> {
+    (start..start + len).map(|n| event(actor, n)).collect()
+}
+
+pub fn wal_in(dir: &Path, bare: bool) -> WalManager {
+    let repo = if bare {
+        GitRepo::init_bare(dir)
+    } else {
+        GitRepo::init(dir)
+    }
+    .unwrap();
+    WalManager::new(repo, "test").unwrap()
+}
+
+/// Runs the `git` binary (the interoperability oracle) and returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("the git binary runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The (actor, n) pairs of a list of test events.
+pub fn keys(events: &[Envelope]) -> Vec<(String, u64)> {
+    events
+        .iter()
+        .map(|e| e.payload().deserialize::<(String, u64)>().unwrap())
+        .collect()
+}
