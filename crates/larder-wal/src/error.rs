@@ -47,6 +47,18 @@ pub enum WalError {
         /// How many attempts were made.
         attempts: u32,
     },
+    /// The log's ref stayed locked (`<ref>.lock` exists) through every retry.
+    /// Another writer holds it, or a writer crashed while holding it: if no
+    /// larder process is running, delete the lock file.
+    #[error(
+        "{log} stays locked by {lock_path}: if no other writer is running, a crashed one left it; delete it"
+    )]
+    Locked {
+        /// The log's ref.
+        log: String,
+        /// The lock file.
+        lock_path: String,
+    },
     /// An object the log refers to is missing.
     #[error("commit {commit}: {path} is missing (object {id})")]
     MissingObject {

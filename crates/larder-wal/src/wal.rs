@@ -34,6 +34,9 @@ pub struct WalOptions {
     pub identity: Option<Identity>,
     /// How many lost compare-and-swaps `append` tolerates before giving up.
     pub max_attempts: u32,
+    /// How many times a held ref lock is waited for (gix waits ~0.1 s each
+    /// time) before [`WalError::Locked`] is returned.
+    pub max_lock_waits: u32,
 }
 
 impl Default for WalOptions {
@@ -43,6 +46,7 @@ impl Default for WalOptions {
             durability: Durability::Buffered,
             identity: None,
             max_attempts: 10_000,
+            max_lock_waits: 30,
         }
     }
 }
@@ -238,6 +242,7 @@ impl WalManager {
     /// adds no events: the union of both histories is the log.
     pub fn merge(&self, other: ObjectId, actor: &ActorId) -> Result<MergeOutcome> {
         let mut attempts = 0;
+        let mut lock_waits = 0;
         loop {
             attempts += 1;
             let head = self.head()?;
@@ -291,19 +296,7 @@ impl WalManager {
                     self.sync_ref_if_durable()?;
                     return Ok(outcome);
                 }
-                Err(e)
-                    if (e.is_conflict() || e.is_retryable())
-                        && attempts < self.options.max_attempts =>
-                {
-                    backoff(attempts);
-                }
-                Err(e) if e.is_conflict() || e.is_retryable() => {
-                    return Err(WalError::Contention {
-                        log: self.ref_name.clone(),
-                        attempts,
-                    });
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => self.retry_or_fail(e, attempts, &mut lock_waits)?,
             }
         }
     }
@@ -316,6 +309,7 @@ impl WalManager {
     ) -> Result<ObjectId> {
         let fixed = written.len();
         let mut attempts = 0;
+        let mut lock_waits = 0;
         loop {
             attempts += 1;
             written.truncate(fixed);
@@ -340,18 +334,38 @@ impl WalManager {
                     self.sync_ref_if_durable()?;
                     return Ok(commit);
                 }
-                Err(e) if e.is_conflict() || e.is_retryable() => {
-                    if attempts >= self.options.max_attempts {
-                        return Err(WalError::Contention {
-                            log: self.ref_name.clone(),
-                            attempts,
-                        });
-                    }
-                    backoff(attempts);
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => self.retry_or_fail(e, attempts, &mut lock_waits)?,
             }
         }
+    }
+
+    /// Decides after a failed ref update: back off and retry (lost CAS, or
+    /// lock held by a live writer), or fail with a typed error.
+    fn retry_or_fail(&self, e: GitError, attempts: u32, lock_waits: &mut u32) -> Result<()> {
+        if e.is_retryable() {
+            *lock_waits += 1;
+            if *lock_waits > self.options.max_lock_waits {
+                return Err(WalError::Locked {
+                    log: self.ref_name.clone(),
+                    lock_path: self
+                        .repo
+                        .git_dir()
+                        .join(format!("{}.lock", self.ref_name))
+                        .display()
+                        .to_string(),
+                });
+            }
+        } else if !e.is_conflict() {
+            return Err(e.into());
+        }
+        if attempts >= self.options.max_attempts {
+            return Err(WalError::Contention {
+                log: self.ref_name.clone(),
+                attempts,
+            });
+        }
+        backoff(attempts);
+        Ok(())
     }
 
     fn write_commit(
