@@ -131,7 +131,7 @@ fn crash_points() {
     let base_seed: u64 = std::env::var("LARDER_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x1a2d_e5);
+        .unwrap_or(0x001a_2de5);
     for round in 0..12u64 {
         let seed = base_seed.wrapping_add(round);
         let result = std::panic::catch_unwind(|| crash_once(seed));
