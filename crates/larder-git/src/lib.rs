@@ -9,9 +9,11 @@
 //! caller supplies one, so an unconfigured machine works.
 #![deny(missing_docs)]
 
+mod compact;
 mod error;
 mod repo;
 
+pub use compact::PackOutcome;
 pub use error::{GitError, Result};
 pub use gix::ObjectId;
 pub use repo::{CommitInfo, DEFAULT_IDENTITY, EntryKind, Expected, GitRepo, Identity, TreeEntry};
