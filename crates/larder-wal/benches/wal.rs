@@ -1,1 +1,268 @@
-fn main() {}
+//! WAL throughput: appends (single and batched, with a plain-gix baseline
+//! and with fsync), reads of chunked and of single-event logs, read_since on
+//! a long log, and the disk footprint before and after compaction.
+//!
+//! Repositories live under cargo's target tmp dir, not /tmp.
+
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use larder_codec::{ActorId, Envelope, Payload, Timestamp};
+use larder_git::GitRepo;
+use larder_wal::{Durability, WalManager, WalOptions};
+
+fn tmp() -> tempfile::TempDir {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wal-bench");
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::tempdir_in(base).unwrap()
+}
+
+/// An event with a ~100-byte payload.
+fn event(actor: &ActorId, n: u64) -> Envelope {
+    let body = format!("{n:08}-{}", "x".repeat(88));
+    Envelope::new(
+        actor.clone(),
+        Timestamp::new(1_700_000_000_000 + n, 0),
+        "bench",
+        Payload::from_serde(&body).unwrap(),
+    )
+    .unwrap()
+}
+
+fn wal(dir: &Path, durability: Durability) -> WalManager {
+    let options = WalOptions {
+        durability,
+        ..WalOptions::default()
+    };
+    WalManager::with_options(GitRepo::init_bare(dir).unwrap(), "bench", options).unwrap()
+}
+
+fn disk(dir: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let mut bytes = 0;
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        if meta.is_dir() {
+            let (b, f) = disk(&entry.path());
+            bytes += b;
+            files += f;
+        } else {
+            bytes += meta.blocks() * 512;
+            files += 1;
+        }
+    }
+    (bytes, files)
+}
+
+/// The same 8 objects and CAS ref update as a WAL append, with plain gix.
+fn gix_baseline_append(repo: &gix::Repository, n: u64, head: &mut Option<gix::ObjectId>) {
+    use gix::objs::tree::{Entry, EntryKind};
+    use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit};
+    let tree_of = |name: &str, kind: EntryKind, oid: gix::ObjectId| {
+        let tree = gix::objs::Tree {
+            entries: vec![Entry {
+                mode: kind.into(),
+                filename: name.into(),
+                oid,
+            }],
+        };
+        repo.write_object(&tree).unwrap().detach()
+    };
+    let blob = repo
+        .write_blob(format!("chunk {n} {}", "x".repeat(100)))
+        .unwrap()
+        .detach();
+    let mut t = tree_of(&format!("{n:064}.bin"), EntryKind::Blob, blob);
+    for name in ["14", "11", "2023"] {
+        t = tree_of(name, EntryKind::Tree, t);
+    }
+    let meta = repo.write_blob(format!("{{\"n\": {n}}}")).unwrap().detach();
+    let root = gix::objs::Tree {
+        entries: vec![
+            Entry {
+                mode: EntryKind::Tree.into(),
+                filename: "events".into(),
+                oid: t,
+            },
+            Entry {
+                mode: EntryKind::Blob.into(),
+                filename: "meta.json".into(),
+                oid: meta,
+            },
+        ],
+    };
+    let root = repo.write_object(&root).unwrap().detach();
+    let sig = gix::actor::Signature {
+        name: "b".into(),
+        email: "b@b".into(),
+        time: gix::date::Time {
+            seconds: 1,
+            offset: 0,
+        },
+    };
+    let commit = gix::objs::Commit {
+        tree: root,
+        parents: head.iter().copied().collect(),
+        author: sig.clone(),
+        committer: sig,
+        encoding: None,
+        message: "bench".into(),
+        extra_headers: vec![],
+    };
+    let commit = repo.write_object(&commit).unwrap().detach();
+    let expected = match head {
+        Some(h) => PreviousValue::MustExistAndMatch(gix::refs::Target::Object(*h)),
+        None => PreviousValue::MustNotExist,
+    };
+    repo.edit_reference(RefEdit {
+        change: Change::Update {
+            log: LogChange::default(),
+            expected,
+            new: gix::refs::Target::Object(commit),
+        },
+        name: "refs/bench/wal".try_into().unwrap(),
+        deref: false,
+    })
+    .unwrap();
+    *head = Some(commit);
+}
+
+fn appends(c: &mut Criterion) {
+    let actor = ActorId::new("bench").unwrap();
+    let mut group = c.benchmark_group("wal_append");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8));
+    group.throughput(Throughput::Elements(1));
+
+    let dir = tmp();
+    let w = wal(dir.path(), Durability::Buffered);
+    let mut n = 0;
+    group.bench_function("single_event", |b| {
+        b.iter(|| {
+            n += 1;
+            w.append(&[event(&actor, n)]).unwrap()
+        })
+    });
+
+    let dir = tmp();
+    let repo = gix::init_bare(dir.path()).unwrap();
+    let mut head = None;
+    let mut n = 0;
+    group.bench_function("gix_baseline_single", |b| {
+        b.iter(|| {
+            n += 1;
+            gix_baseline_append(&repo, n, &mut head)
+        })
+    });
+
+    let dir = tmp();
+    let w = wal(dir.path(), Durability::Fsync);
+    let mut n = 0;
+    group.bench_function("single_event_fsync", |b| {
+        b.iter(|| {
+            n += 1;
+            w.append(&[event(&actor, n)]).unwrap()
+        })
+    });
+
+    let dir = tmp();
+    let w = wal(dir.path(), Durability::Buffered);
+    let batch: Vec<Envelope> = (0..1000).map(|i| event(&actor, i)).collect();
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("batch_1000_events", |b| {
+        b.iter(|| w.append(&batch).unwrap())
+    });
+    group.finish();
+}
+
+fn reads(c: &mut Criterion) {
+    let actor = ActorId::new("bench").unwrap();
+    let mut group = c.benchmark_group("wal_read");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+
+    // 100k events in 1,000-event chunks.
+    let chunked_dir = tmp();
+    let chunked = wal(chunked_dir.path(), Durability::Buffered);
+    for c in 0..100u64 {
+        let batch: Vec<Envelope> = (0..1000).map(|i| event(&actor, c * 1000 + i)).collect();
+        chunked.append(&batch).unwrap();
+    }
+    group.throughput(Throughput::Elements(100_000));
+    group.bench_function("read_all_100k_in_1000_event_chunks", |b| {
+        b.iter(|| assert_eq!(chunked.read_all().unwrap().len(), 100_000))
+    });
+
+    // 10k single-event commits, measured loose on disk and after compaction.
+    let single_dir = tmp();
+    let single = wal(single_dir.path(), Durability::Buffered);
+    let mut commits = Vec::with_capacity(10_000);
+    for n in 0..10_000u64 {
+        commits.push(single.append(&[event(&actor, n)]).unwrap());
+    }
+    let objects = single_dir.path().join("objects");
+    let (loose_bytes, loose_files) = disk(&objects);
+    group.throughput(Throughput::Elements(10));
+    group.bench_function("read_since_last_10_of_10k_loose", |b| {
+        b.iter(|| assert_eq!(single.read_since(commits[9_989]).unwrap().len(), 10))
+    });
+    single.compact().unwrap();
+    let (packed_bytes, packed_files) = disk(&objects);
+    eprintln!(
+        "footprint of 10k single-event appends: loose {:.1} MB in {loose_files} files -> compacted {:.1} MB in {packed_files} files",
+        loose_bytes as f64 / 1e6,
+        packed_bytes as f64 / 1e6
+    );
+    group.throughput(Throughput::Elements(10_000));
+    group.bench_function("read_all_10k_single_event_commits_compacted", |b| {
+        b.iter(|| assert_eq!(single.read_all().unwrap().len(), 10_000))
+    });
+    group.throughput(Throughput::Elements(10));
+    group.bench_function("read_since_last_10_of_10k_compacted", |b| {
+        b.iter(|| assert_eq!(single.read_since(commits[9_989]).unwrap().len(), 10))
+    });
+    // The same query on a 1k-commit log: read_since must not depend on length.
+    let short_dir = tmp();
+    let short = wal(short_dir.path(), Durability::Buffered);
+    let mut short_commits = Vec::new();
+    for n in 0..1_000u64 {
+        short_commits.push(short.append(&[event(&actor, n)]).unwrap());
+    }
+    short.compact().unwrap();
+    group.bench_function("read_since_last_10_of_1k_compacted", |b| {
+        b.iter(|| assert_eq!(short.read_since(short_commits[989]).unwrap().len(), 10))
+    });
+    group.finish();
+}
+
+fn compaction(c: &mut Criterion) {
+    let actor = ActorId::new("bench").unwrap();
+    let mut group = c.benchmark_group("wal_compact");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("compact_1000_appends", |b| {
+        b.iter_batched(
+            || {
+                let dir = tmp();
+                let w = wal(dir.path(), Durability::Buffered);
+                for n in 0..1000 {
+                    w.append(&[event(&actor, n)]).unwrap();
+                }
+                (dir, w)
+            },
+            |(_dir, w)| w.compact().unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, appends, reads, compaction);
+criterion_main!(benches);

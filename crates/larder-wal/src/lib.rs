@@ -19,6 +19,7 @@
 mod error;
 mod meta;
 mod wal;
+mod walk;
 
 pub use error::{Result, WalError};
 pub use meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
@@ -26,3 +27,4 @@ pub use wal::{
     Durability, MergeOutcome, VerifyReport, WalCommit, WalCommits, WalEvents, WalManager,
     WalOptions, commits_between,
 };
+pub use walk::GENERATION_TRAILER;

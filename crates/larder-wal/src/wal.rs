@@ -1,12 +1,13 @@
 //! [`WalManager`]: append to and read one named log.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use larder_codec::{ActorId, ChunkId, Envelope, chunk_id, decode_chunk_verified, encode_chunk};
 use larder_git::{EntryKind, Expected, GitError, GitRepo, Identity, ObjectId, TreeEntry};
 
 use crate::meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
+use crate::walk::{GENERATION_TRAILER, Node, load_node, paint};
 use crate::{Result, WalError};
 
 /// Whether `append` waits for the written data to reach the disk.
@@ -247,7 +248,7 @@ impl WalManager {
             attempts += 1;
             let head = self.head()?;
             let result = match head {
-                Some(h) if h == other || self.repo.is_ancestor(other, h)? => {
+                Some(h) if h == other || self.is_ancestor(other, h)? => {
                     return Ok(MergeOutcome::UpToDate);
                 }
                 None => self
@@ -259,7 +260,7 @@ impl WalManager {
                         "larder: fast-forward",
                     )
                     .map(|()| MergeOutcome::FastForward(other)),
-                Some(h) if self.repo.is_ancestor(h, other)? => self
+                Some(h) if self.is_ancestor(h, other)? => self
                     .repo
                     .update_ref(
                         &self.ref_name,
@@ -278,14 +279,13 @@ impl WalManager {
                         previous: Some(h.to_string()),
                         merged: vec![other.to_string()],
                     };
+                    let generation = 1 + load_node(&self.repo, h)?
+                        .generation
+                        .max(load_node(&self.repo, other)?.generation);
+                    let message = with_generation("larder: merge\n", generation);
                     let mut written = Vec::new();
-                    let commit = self.write_commit(
-                        &mut written,
-                        &meta,
-                        Vec::new(),
-                        &[h, other],
-                        "larder: merge\n",
-                    )?;
+                    let commit =
+                        self.write_commit(&mut written, &meta, Vec::new(), &[h, other], &message)?;
                     self.repo
                         .update_ref(&self.ref_name, Expected::MustBe(h), commit, "larder: merge")
                         .map(|()| MergeOutcome::Merged(commit))
@@ -314,9 +314,14 @@ impl WalManager {
             attempts += 1;
             written.truncate(fixed);
             let head = self.head()?;
+            let generation = match head {
+                Some(h) => load_node(&self.repo, h)?.generation + 1,
+                None => 1,
+            };
             let (meta, entries) = build(head);
             let parents: Vec<ObjectId> = head.into_iter().collect();
-            let commit = self.write_commit(written, &meta, entries, &parents, message)?;
+            let full_message = with_generation(message, generation);
+            let commit = self.write_commit(written, &meta, entries, &parents, &full_message)?;
             if self.options.durability == Durability::Fsync {
                 for id in written.iter() {
                     self.repo.sync_object(*id)?;
@@ -337,6 +342,12 @@ impl WalManager {
                 Err(e) => self.retry_or_fail(e, attempts, &mut lock_waits)?,
             }
         }
+    }
+
+    /// Whether `ancestor` is `descendant` or in its history, by a
+    /// generation-bounded walk.
+    fn is_ancestor(&self, ancestor: ObjectId, descendant: ObjectId) -> Result<bool> {
+        Ok(paint(&self.repo, descendant, Some(ancestor))?.base_reached)
     }
 
     /// Decides after a failed ref update: back off and retry (lost CAS, or
@@ -456,6 +467,8 @@ impl WalManager {
         };
         let mut queue = vec![head];
         let mut seen: HashSet<ObjectId> = HashSet::from([head]);
+        let mut generations: std::collections::HashMap<ObjectId, (u64, Vec<ObjectId>)> =
+            std::collections::HashMap::new();
         while let Some(id) = queue.pop() {
             report.commits += 1;
             let info = match self.repo.read_commit(id) {
@@ -470,9 +483,30 @@ impl WalManager {
                     queue.push(*p);
                 }
             }
+            match crate::walk::parse_generation(id, &info.message) {
+                Ok(g) => {
+                    generations.insert(id, (g, info.parents.clone()));
+                }
+                Err(e) => report.problems.push(e),
+            }
             match load_commit(&self.repo, id, info.tree, &info.parents) {
                 Ok(commit) => report.events += commit.events.len() as u64,
                 Err(e) => report.problems.push(e),
+            }
+        }
+        for (id, (g, parents)) in &generations {
+            let parent_gens: Option<Vec<u64>> = parents
+                .iter()
+                .map(|p| generations.get(p).map(|x| x.0))
+                .collect();
+            if let Some(pg) = parent_gens {
+                let max = pg.into_iter().max().unwrap_or(0);
+                if *g != max + 1 {
+                    report.problems.push(WalError::BadMeta {
+                        commit: *id,
+                        reason: format!("generation {g}, but its parents' largest is {max}"),
+                    });
+                }
             }
         }
         Ok(report)
@@ -480,66 +514,32 @@ impl WalManager {
 }
 
 /// The commits reachable from `head` but not from `since`, parents first.
-/// Errors if `since` is not an ancestor of `head`.
+/// Errors if `since` is not `head` or one of its ancestors. Costs O(commits
+/// after `since`), whatever the length of the log.
 pub fn commits_between(
     repo: &GitRepo,
     head: ObjectId,
     since: Option<ObjectId>,
     log: &str,
 ) -> Result<WalCommits> {
-    if let Some(s) = since
-        && !repo.is_ancestor(s, head).map_err(|e| WalError::Git {
-            commit: Some(s),
-            source: e,
-        })?
-    {
+    let painted = paint(repo, head, since)?;
+    if let (Some(commit), false) = (since, painted.base_reached) {
         return Err(WalError::NotInLog {
-            commit: s,
+            commit,
             log: log.into(),
         });
     }
-    let hidden: Vec<ObjectId> = since.into_iter().collect();
-    let walked = repo.walk(&[head], &hidden).map_err(|e| WalError::Git {
-        commit: Some(head),
-        source: e,
-    })?;
-    let parents: HashMap<ObjectId, Vec<ObjectId>> = walked.into_iter().collect();
-    Ok(WalCommits::new(repo.clone(), topo_order(head, &parents)))
-}
-
-/// Orders the commits of `graph` parents-first by a depth-first post-order
-/// from `head` that follows parents in their stored order: deterministic,
-/// and simply oldest-first on a linear log.
-fn topo_order(head: ObjectId, graph: &HashMap<ObjectId, Vec<ObjectId>>) -> Vec<ObjectId> {
-    let mut out = Vec::with_capacity(graph.len());
-    if !graph.contains_key(&head) {
-        return out;
-    }
-    let mut visited: HashSet<ObjectId> = HashSet::from([head]);
-    let mut stack: Vec<(ObjectId, usize)> = vec![(head, 0)];
-    while let Some((id, next)) = stack.last_mut() {
-        let parents = graph.get(id).map(Vec::as_slice).unwrap_or(&[]);
-        if let Some(&p) = parents.get(*next) {
-            *next += 1;
-            if graph.contains_key(&p) && visited.insert(p) {
-                stack.push((p, 0));
-            }
-        } else {
-            out.push(*id);
-            stack.pop();
-        }
-    }
-    out
+    Ok(WalCommits::new(repo.clone(), painted.new))
 }
 
 /// A stream of verified WAL commits; see [`WalManager::commits_since`].
 pub struct WalCommits {
     repo: GitRepo,
-    order: std::vec::IntoIter<ObjectId>,
+    order: std::vec::IntoIter<Node>,
 }
 
 impl WalCommits {
-    fn new(repo: GitRepo, order: Vec<ObjectId>) -> Self {
+    fn new(repo: GitRepo, order: Vec<Node>) -> Self {
         Self {
             repo,
             order: order.into_iter(),
@@ -556,13 +556,8 @@ impl Iterator for WalCommits {
     type Item = Result<WalCommit>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let id = self.order.next()?;
-        Some(
-            self.repo
-                .read_commit(id)
-                .map_err(|e| object_error(id, "<commit>", id, e))
-                .and_then(|info| load_commit(&self.repo, id, info.tree, &info.parents)),
-        )
+        let node = self.order.next()?;
+        Some(load_commit(&self.repo, node.id, node.tree, &node.parents))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -599,7 +594,7 @@ impl Iterator for WalEvents {
     }
 }
 
-fn object_error(commit: ObjectId, path: &str, id: ObjectId, e: GitError) -> WalError {
+pub(crate) fn object_error(commit: ObjectId, path: &str, id: ObjectId, e: GitError) -> WalError {
     match e {
         GitError::ObjectMissing { id } => WalError::MissingObject {
             commit,
@@ -768,6 +763,11 @@ fn load_commit(
         meta,
         events,
     })
+}
+
+/// Appends the generation trailer to a commit message.
+fn with_generation(message: &str, generation: u64) -> String {
+    format!("{message}\n{GENERATION_TRAILER}: {generation}\n")
 }
 
 fn entry(name: impl Into<String>, kind: EntryKind, id: ObjectId) -> TreeEntry {

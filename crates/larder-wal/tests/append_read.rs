@@ -213,3 +213,91 @@ fn timestamps_far_from_now_still_append() {
     assert_eq!(wal.read_all().unwrap().len(), 2);
     assert!(wal.verify().unwrap().is_ok());
 }
+
+#[test]
+fn read_since_never_touches_history_before_since() {
+    // Proof by deletion: with the oldest commits' objects gone, reading the
+    // recent tail still works, so it never visited them.
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), true);
+    let mut commits = Vec::new();
+    for n in 0..50 {
+        commits.push(wal.append(&batch("a", n, 1)).unwrap());
+    }
+    for old in &commits[..40] {
+        let hex = old.to_string();
+        std::fs::remove_file(wal.repo().objects_dir().join(&hex[..2]).join(&hex[2..])).unwrap();
+    }
+    let wal = WalManager::new(larder_git::GitRepo::open(dir.path()).unwrap(), "test").unwrap();
+    assert_eq!(
+        keys(&wal.read_since(commits[45]).unwrap()),
+        (46..50).map(|n| ("a".to_string(), n)).collect::<Vec<_>>()
+    );
+    assert!(
+        wal.read_all().is_err(),
+        "the full read does need the deleted history"
+    );
+}
+
+#[test]
+fn read_since_in_a_dag_excludes_what_since_already_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), false);
+    let base = wal.append(&batch("a", 0, 1)).unwrap();
+    let side = WalManager::new(wal.repo().clone(), "side").unwrap();
+    side.merge(base, &ActorId::new("b").unwrap()).unwrap();
+    let side_head = side.append(&batch("b", 10, 2)).unwrap();
+    let mine = wal.append(&batch("a", 1, 1)).unwrap();
+    wal.merge(side_head, &ActorId::new("a").unwrap()).unwrap();
+    let after = wal.append(&batch("a", 2, 1)).unwrap();
+    // Since `mine`: the side branch's two events and the last append; `base`
+    // is reachable through the side branch too, but `mine` covers it.
+    assert_eq!(
+        keys(&wal.read_since(mine).unwrap()),
+        vec![("b".into(), 10), ("b".into(), 11), ("a".into(), 2)]
+    );
+    assert!(wal.read_since(after).unwrap().is_empty());
+    // The side head is in the history too.
+    assert_eq!(
+        keys(&wal.read_since(side_head).unwrap()),
+        vec![("a".into(), 1), ("a".into(), 2)]
+    );
+}
+
+#[test]
+fn a_forged_generation_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), false);
+    let first = wal.append(&batch("a", 0, 1)).unwrap();
+    let repo = wal.repo();
+    let info = repo.read_commit(first).unwrap();
+    // A child whose trailer claims generation 7 instead of 2.
+    let forged = repo
+        .write_commit(
+            info.tree,
+            &[first],
+            "larder: forged\n\nLarder-Generation: 7\n",
+            None,
+            0,
+        )
+        .unwrap();
+    repo.update_ref(
+        wal.ref_name(),
+        larder_git::Expected::MustBe(first),
+        forged,
+        "forge",
+    )
+    .unwrap();
+    assert!(matches!(wal.read_all(), Err(WalError::BadMeta { commit, .. }) if commit == forged));
+    assert!(!wal.verify().unwrap().is_ok());
+    let log = git(
+        dir.path(),
+        &[
+            "log",
+            "-1",
+            "--format=%(trailers:key=Larder-Generation,valueonly)",
+            &first.to_string(),
+        ],
+    );
+    assert_eq!(log.trim(), "1", "git reads the trailer too");
+}
