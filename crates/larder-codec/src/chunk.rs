@@ -1,6 +1,7 @@
 //! Chunks: a fixed header followed by a canonical CBOR array of envelopes.
 
 use crate::cbor::{self, Reader};
+use crate::envelope::DecodeCache;
 use crate::hash::blake2b256;
 use crate::{ChunkId, CodecError, Envelope, Result};
 
@@ -92,6 +93,7 @@ pub struct ChunkDecoder<'a> {
     total: usize,
     next_index: usize,
     done: bool,
+    cache: DecodeCache,
 }
 
 impl<'a> ChunkDecoder<'a> {
@@ -144,6 +146,7 @@ impl<'a> ChunkDecoder<'a> {
             total,
             next_index: 0,
             done: false,
+            cache: DecodeCache::default(),
         })
     }
 
@@ -177,7 +180,7 @@ impl Iterator for ChunkDecoder<'_> {
         }
         let index = self.next_index;
         self.next_index += 1;
-        let result = Envelope::decode(&mut self.reader, index);
+        let result = Envelope::decode(&mut self.reader, index, &mut self.cache);
         if result.is_err() {
             self.done = true;
         }

@@ -1,6 +1,7 @@
 //! The event envelope: who wrote an event, when, what kind, and its payload.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -24,14 +25,14 @@ pub const MAX_KIND_LEN: usize = 256;
 /// with `.` or `-`, not ending with `.` or `.lock`, and without `..`. These
 /// rules make every actor id usable as one component of a git ref name.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ActorId(String);
+pub struct ActorId(Arc<str>);
 
 impl ActorId {
     /// Validates `id` and wraps it.
     pub fn new(id: impl Into<String>) -> Result<Self> {
-        let id = id.into();
+        let id: String = id.into();
         match actor_rule_broken(&id) {
-            None => Ok(Self(id)),
+            None => Ok(Self(id.into())),
             Some(reason) => Err(CodecError::InvalidActor { actor: id, reason }),
         }
     }
@@ -211,9 +212,18 @@ pub struct Envelope {
     id: EventId,
     actor: ActorId,
     timestamp: Timestamp,
-    kind: String,
+    kind: Arc<str>,
     payload: Payload,
     signature: Option<Vec<u8>>,
+}
+
+/// Strings shared between consecutive events of one chunk while decoding:
+/// a chunk usually repeats one actor and a few kinds, so each is allocated
+/// once instead of once per event.
+#[derive(Default)]
+pub(crate) struct DecodeCache {
+    actor: Option<ActorId>,
+    kind: Option<Arc<str>>,
 }
 
 impl Envelope {
@@ -224,10 +234,11 @@ impl Envelope {
         kind: impl Into<String>,
         payload: Payload,
     ) -> Result<Self> {
-        let kind = kind.into();
+        let kind: String = kind.into();
         if let Some(reason) = kind_rule_broken(&kind) {
             return Err(CodecError::InvalidKind { kind, reason });
         }
+        let kind: Arc<str> = kind.into();
         let mut preimage = Vec::with_capacity(16 + actor.0.len() + kind.len() + payload.0.len());
         write_preimage_fields(&mut preimage, &actor, timestamp, &kind, &payload);
         let id = EventId(blake2b256(&[&PREIMAGE_PREFIX, &preimage]));
@@ -299,7 +310,11 @@ impl Envelope {
     }
 
     /// Reads one envelope at the reader's position, verifying its id.
-    pub(crate) fn decode(reader: &mut Reader<'_>, index: usize) -> Result<Self> {
+    pub(crate) fn decode(
+        reader: &mut Reader<'_>,
+        index: usize,
+        cache: &mut DecodeCache,
+    ) -> Result<Self> {
         let start = reader.pos();
         reader.array_of(6, "an event envelope (array of 6)")?;
         let stored = reader.bytes("the event id (32-byte string)")?;
@@ -315,7 +330,14 @@ impl Envelope {
                 reason,
             });
         }
-        let actor = ActorId(actor.to_owned());
+        let actor = match &cache.actor {
+            Some(a) if &*a.0 == actor => a.clone(),
+            _ => {
+                let a = ActorId(actor.into());
+                cache.actor = Some(a.clone());
+                a
+            }
+        };
         reader.array_of(2, "a timestamp [millis, counter]")?;
         let millis = reader.uint("timestamp millis (unsigned)")?;
         let counter_at = reader.pos();
@@ -351,7 +373,14 @@ impl Envelope {
             id: computed,
             actor,
             timestamp: Timestamp { millis, counter },
-            kind: kind.to_owned(),
+            kind: match &cache.kind {
+                Some(k) if &**k == kind => k.clone(),
+                _ => {
+                    let k: Arc<str> = kind.into();
+                    cache.kind = Some(k.clone());
+                    k
+                }
+            },
             payload: Payload(reader.slice(payload_start, payload_end).to_vec()),
             signature: signature.map(<[u8]>::to_vec),
         })

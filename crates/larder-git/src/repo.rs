@@ -114,13 +114,10 @@ impl GitRepo {
     /// which may be the work tree or the git dir.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let mut repo = gix::open_opts(path, open_options()).map_err(|e| GitError::Open {
+        let repo = gix::open_opts(path, open_options()).map_err(|e| GitError::Open {
             path: path.display().to_string(),
             source: Box::new(e),
         })?;
-        // Walks look every commit up twice (once to walk, once to read its
-        // tree); a small cache keeps the second lookup from re-inflating it.
-        repo.object_cache_size_if_unset(4 * 1024 * 1024);
         Ok(Self { repo })
     }
 
@@ -277,11 +274,9 @@ impl GitRepo {
         Ok(())
     }
 
-    /// Reads a blob's bytes.
+    /// Reads a blob's bytes (handed over from gix's buffer, not copied).
     pub fn read_blob(&self, id: ObjectId) -> Result<Vec<u8>> {
-        let mut buf = Vec::new();
-        self.read_blob_into(id, &mut buf)?;
-        Ok(buf)
+        Ok(self.find(id, gix::objs::Kind::Blob)?.detach().data)
     }
 
     /// Reads a tree's entries, in git's order.
