@@ -91,7 +91,19 @@ impl std::str::FromStr for ActorId {
 /// epoch plus a logical counter that orders events within one millisecond.
 ///
 /// Ordered by `(millis, counter)`; the clock itself lives in `larder-crdt`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Timestamp {
     /// Milliseconds since 1970-01-01T00:00:00Z.
     pub millis: u64,
@@ -147,6 +159,35 @@ impl Payload {
         &self.0
     }
 
+    /// The raw items of a payload that is a CBOR array, without decoding
+    /// them: each is itself one canonical item. `None` if not an array.
+    pub fn array_items(&self) -> Option<Vec<&[u8]>> {
+        let mut reader = Reader::new(&self.0, 0);
+        let n = reader.array("an array").ok()?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (start, end) = reader.item(1).ok()?;
+            items.push(reader.slice(start, end));
+        }
+        Some(items)
+    }
+
+    /// Like [`Payload::array_items`], with each item as its own payload
+    /// (already validated by the walk, so not checked twice).
+    pub fn array_payloads(&self) -> Option<Vec<Payload>> {
+        Some(
+            self.array_items()?
+                .into_iter()
+                .map(|item| Payload(item.to_vec()))
+                .collect(),
+        )
+    }
+
+    /// The text of a payload that is a single CBOR text item.
+    pub fn as_text(&self) -> Option<&str> {
+        text_item(&self.0)
+    }
+
     /// Decodes the payload into an application type.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T> {
         ciborium::from_reader(self.0.as_slice())
@@ -163,6 +204,13 @@ impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Payload({} bytes)", self.0.len())
     }
+}
+
+/// The text of `bytes` if they are exactly one CBOR text item.
+pub fn text_item(bytes: &[u8]) -> Option<&str> {
+    let mut reader = Reader::new(bytes, 0);
+    let text = reader.text("text").ok()?;
+    (reader.remaining() == 0).then_some(text)
 }
 
 /// Sorts every map's keys by their encoded bytes (RFC 8949 §4.2.1).

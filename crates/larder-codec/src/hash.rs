@@ -7,8 +7,9 @@ use blake2::{Blake2b256, Digest};
 
 use crate::{CodecError, Result};
 
-/// Hashes `parts` as one contiguous input with BLAKE2b-256.
-pub(crate) fn blake2b256(parts: &[&[u8]]) -> [u8; 32] {
+/// BLAKE2b-256 of `parts` taken as one contiguous input: larder's content
+/// hash, shared by event ids, chunk ids and projection state hashes.
+pub fn blake2b256(parts: &[&[u8]]) -> [u8; 32] {
     let mut hasher = Blake2b256::new();
     for part in parts {
         hasher.update(part);

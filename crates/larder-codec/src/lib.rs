@@ -29,6 +29,7 @@ mod chunk;
 mod envelope;
 mod error;
 mod hash;
+mod serde_impls;
 
 pub use cbor::MAX_DEPTH;
 pub use chunk::{
@@ -37,9 +38,10 @@ pub use chunk::{
 };
 pub use envelope::{
     ActorId, Envelope, MAX_ACTOR_LEN, MAX_KIND_LEN, PREIMAGE_SCHEMA_VERSION, Payload, Timestamp,
+    text_item,
 };
 pub use error::{CodecError, Result};
-pub use hash::{ChunkId, EventId};
+pub use hash::{ChunkId, EventId, blake2b256};
 
 /// Re-exported so callers can build payloads from generic CBOR values.
 pub use ciborium::Value;
