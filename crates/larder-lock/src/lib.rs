@@ -1,0 +1,23 @@
+//! Lease locks in git refs, with fencing tokens.
+//!
+//! One ref per resource, `refs/<namespace>/locks/<blake2b-256(resource)>`,
+//! points at a commit whose tree holds `lock.json` (resource, holder,
+//! token, acquired/expiry times, nonce); each new state's parent is the
+//! previous one. Every change — acquire, renew, release, takeover of an
+//! expired lease — is one compare-and-swap of that ref on the
+//! [`Authority`]: the local repository, or a shared remote. At most one
+//! holder is live at any point of the authority's history, and every
+//! acquisition gets a fencing token strictly greater than all before it.
+//! The safety argument is in `docs/locks.md`.
+#![deny(missing_docs)]
+
+mod authority;
+mod error;
+mod manager;
+
+pub use authority::Authority;
+pub use error::{LockError, Result};
+pub use manager::{
+    LOCK_FORMAT_VERSION, Lease, ListEntry, LockInfo, LockManager, LockOptions, LockRecord,
+    MAX_RESOURCE_LEN,
+};
