@@ -74,6 +74,14 @@ pub enum GitError {
         /// The reference.
         name: String,
     },
+    /// A remote reached through the `git` binary failed or refused.
+    #[error("remote {url}: {reason}")]
+    Remote {
+        /// The remote.
+        url: String,
+        /// What it said.
+        reason: String,
+    },
     /// An I/O error outside gix (fsync, directories).
     #[error("{what} {path}: {source}")]
     Io {

@@ -11,9 +11,12 @@
 
 mod compact;
 mod error;
+mod git_binary;
 mod repo;
+mod transfer;
 
 pub use compact::PackOutcome;
 pub use error::{GitError, Result};
+pub use git_binary::{PushOutcome, parse_push};
 pub use gix::ObjectId;
 pub use repo::{CommitInfo, DEFAULT_IDENTITY, EntryKind, Expected, GitRepo, Identity, TreeEntry};

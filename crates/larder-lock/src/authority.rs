@@ -12,9 +12,8 @@
 //!   read with `git ls-remote` and fetched with `git fetch`.
 
 use std::path::Path;
-use std::process::Command;
 
-use larder_git::{EntryKind, Expected, GitRepo, ObjectId, TreeEntry};
+use larder_git::{EntryKind, Expected, GitRepo, ObjectId, PushOutcome, TreeEntry};
 
 use crate::{LockError, Result};
 
@@ -98,17 +97,16 @@ impl Authority {
                 repo.ref_target(name).map_err(|e| self.git_error(e))
             }
             Authority::GitBinary { url, local } => {
-                let out = git(local, &["ls-remote", url, name])?;
-                let Some(line) = out.lines().find(|l| l.ends_with(name)) else {
+                let refs = local
+                    .ls_remote_with_git(url, name)
+                    .map_err(|e| self.git_error(e))?;
+                let Some((_, id)) = refs.into_iter().find(|(n, _)| n == name) else {
                     return Ok(None);
                 };
-                let hex = line.split_whitespace().next().unwrap_or("");
-                let id = ObjectId::from_hex(hex.as_bytes()).map_err(|_| LockError::Remote {
-                    remote: url.clone(),
-                    reason: format!("unexpected ls-remote output {line:?}"),
-                })?;
                 if !local.has_object(id) {
-                    git(local, &["fetch", "--quiet", "--no-tags", url, name])?;
+                    local
+                        .fetch_with_git(url, &[name])
+                        .map_err(|e| self.git_error(e))?;
                 }
                 Ok(Some(id))
             }
@@ -122,26 +120,18 @@ impl Authority {
                 repo.list_refs(prefix).map_err(|e| self.git_error(e))
             }
             Authority::GitBinary { url, local } => {
-                let out = git(local, &["ls-remote", url, &format!("{prefix}*")])?;
-                let mut refs = Vec::new();
-                for line in out.lines() {
-                    let mut parts = line.split_whitespace();
-                    let (Some(hex), Some(name)) = (parts.next(), parts.next()) else {
-                        continue;
-                    };
-                    if let Ok(id) = ObjectId::from_hex(hex.as_bytes()) {
-                        refs.push((name.to_owned(), id));
-                    }
-                }
+                let refs = local
+                    .ls_remote_with_git(url, &format!("{prefix}*"))
+                    .map_err(|e| self.git_error(e))?;
                 let missing: Vec<&str> = refs
                     .iter()
                     .filter(|(_, id)| !local.has_object(*id))
                     .map(|(n, _)| n.as_str())
                     .collect();
                 if !missing.is_empty() {
-                    let mut args = vec!["fetch", "--quiet", "--no-tags", url.as_str()];
-                    args.extend(missing);
-                    git(local, &args)?;
+                    local
+                        .fetch_with_git(url, &missing)
+                        .map_err(|e| self.git_error(e))?;
                 }
                 Ok(refs)
             }
@@ -182,91 +172,14 @@ impl Authority {
                 }
             }
             Authority::GitBinary { url, local } => {
-                let lease = format!(
-                    "--force-with-lease={name}:{}",
-                    expected.map(|e| e.to_string()).unwrap_or_default()
-                );
-                let refspec = format!("{new}:{name}");
-                let out = Command::new("git")
-                    .arg("-C")
-                    .arg(local.git_dir())
-                    .args(["push", "--porcelain", &lease, url, &refspec])
-                    .output()
-                    .map_err(|e| LockError::Remote {
-                        remote: url.clone(),
-                        reason: format!("cannot run git: {e}"),
-                    })?;
-                let stdout = String::from_utf8_lossy(&out.stdout);
-                parse_push(
-                    url,
-                    name,
-                    &stdout,
-                    &String::from_utf8_lossy(&out.stderr),
-                    out.status.success(),
-                )
+                match local
+                    .push_with_git(url, new, name, Some(expected))
+                    .map_err(|e| self.git_error(e))?
+                {
+                    PushOutcome::Updated | PushOutcome::UpToDate => Ok(Cas::Done),
+                    PushOutcome::Lost(_) => Ok(Cas::Lost),
+                }
             }
         }
     }
-}
-
-/// Reads `git push --porcelain` output for one ref.
-pub(crate) fn parse_push(
-    url: &str,
-    name: &str,
-    stdout: &str,
-    stderr: &str,
-    success: bool,
-) -> Result<Cas> {
-    for line in stdout.lines() {
-        let mut fields = line.split('\t');
-        let (Some(flag), Some(spec)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        if !spec.ends_with(name) {
-            continue;
-        }
-        let summary = fields.next().unwrap_or("");
-        return match flag {
-            " " | "+" | "*" | "=" => Ok(Cas::Done),
-            "!" if summary.contains("stale info")
-                || summary.contains("fetch first")
-                || summary.contains("non-fast-forward") =>
-            {
-                Ok(Cas::Lost)
-            }
-            _ => Err(LockError::Remote {
-                remote: url.into(),
-                reason: format!("push of {name} refused: {summary}"),
-            }),
-        };
-    }
-    let reason = if stderr.contains("Authentication failed") || stderr.contains("Permission denied")
-    {
-        format!("authentication failed: {}", stderr.trim())
-    } else {
-        format!("push failed (exit success={success}): {}", stderr.trim())
-    };
-    Err(LockError::Remote {
-        remote: url.into(),
-        reason,
-    })
-}
-
-fn git(local: &GitRepo, args: &[&str]) -> Result<String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(local.git_dir())
-        .args(args)
-        .output()
-        .map_err(|e| LockError::Remote {
-            remote: args.join(" "),
-            reason: format!("cannot run git: {e}"),
-        })?;
-    if !out.status.success() {
-        return Err(LockError::Remote {
-            remote: args.get(1).copied().unwrap_or("").into(),
-            reason: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

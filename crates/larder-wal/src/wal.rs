@@ -10,6 +10,10 @@ use crate::meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
 use crate::walk::{GENERATION_TRAILER, Node, load_node, paint};
 use crate::{Result, WalError};
 
+/// The actor recorded in merge commits' `meta.json`: merges are written by
+/// no one in particular, so that every replica writes the same commit.
+pub const MERGE_ACTOR: &str = "larder";
+
 /// Whether `append` waits for the written data to reach the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
@@ -237,68 +241,122 @@ impl WalManager {
         })
     }
 
-    /// Joins `other` (a commit whose history holds verified larder events,
-    /// typically a fetched remote head) into this log: fast-forward when
-    /// possible, else a merge commit with both heads as parents. The merge
-    /// adds no events: the union of both histories is the log.
-    pub fn merge(&self, other: ObjectId, actor: &ActorId) -> Result<MergeOutcome> {
+    /// Joins `other` into this log; see [`WalManager::merge_heads`].
+    pub fn merge(&self, other: ObjectId) -> Result<MergeOutcome> {
+        self.merge_heads(&[other])
+    }
+
+    /// Joins `others` (commits whose histories hold verified larder events,
+    /// typically fetched remote heads) into this log.
+    ///
+    /// Of the local head and `others`, heads that are ancestors of another
+    /// are dropped. One left: fast-forward to it (or nothing to do). More:
+    /// a single merge commit whose parents are the remaining heads sorted by
+    /// id, with larder's fixed identity, the newest parent's time and a
+    /// fixed message — so every replica merging the same heads writes the
+    /// *same* commit, and replicas that have exchanged everything end on one
+    /// identical head instead of merging each other's merges forever. The
+    /// merge adds no events: the union of the parents' histories is the log.
+    pub fn merge_heads(&self, others: &[ObjectId]) -> Result<MergeOutcome> {
         let mut attempts = 0;
         let mut lock_waits = 0;
         loop {
             attempts += 1;
             let head = self.head()?;
-            let result = match head {
-                Some(h) if h == other || self.is_ancestor(other, h)? => {
-                    return Ok(MergeOutcome::UpToDate);
+            let mut candidates: Vec<ObjectId> = head.iter().chain(others).copied().collect();
+            candidates.sort();
+            candidates.dedup();
+            let mut maximal = Vec::with_capacity(candidates.len());
+            for &c in &candidates {
+                let mut covered = false;
+                for &d in &candidates {
+                    if d != c && self.is_ancestor(c, d)? {
+                        covered = true;
+                        break;
+                    }
                 }
-                None => self
-                    .repo
-                    .update_ref(
-                        &self.ref_name,
-                        Expected::MustNotExist,
-                        other,
-                        "larder: fast-forward",
-                    )
-                    .map(|()| MergeOutcome::FastForward(other)),
-                Some(h) if self.is_ancestor(h, other)? => self
-                    .repo
-                    .update_ref(
-                        &self.ref_name,
-                        Expected::MustBe(h),
-                        other,
-                        "larder: fast-forward",
-                    )
-                    .map(|()| MergeOutcome::FastForward(other)),
-                Some(h) => {
-                    let meta = Meta {
-                        format: WAL_FORMAT_VERSION,
-                        kind: CommitKind::Merge,
-                        actor: actor.to_string(),
-                        chunk: None,
-                        events: None,
-                        previous: Some(h.to_string()),
-                        merged: vec![other.to_string()],
-                    };
-                    let generation = 1 + load_node(&self.repo, h)?
-                        .generation
-                        .max(load_node(&self.repo, other)?.generation);
-                    let message = with_generation("larder: merge\n", generation);
-                    let mut written = Vec::new();
-                    let commit =
-                        self.write_commit(&mut written, &meta, Vec::new(), &[h, other], &message)?;
-                    self.repo
-                        .update_ref(&self.ref_name, Expected::MustBe(h), commit, "larder: merge")
-                        .map(|()| MergeOutcome::Merged(commit))
+                if !covered {
+                    maximal.push(c);
+                }
+            }
+            let (target, outcome) = match maximal.as_slice() {
+                [] => return Ok(MergeOutcome::UpToDate),
+                [only] if Some(*only) == head => return Ok(MergeOutcome::UpToDate),
+                [only] => (*only, MergeOutcome::FastForward(*only)),
+                parents => {
+                    let commit = self.write_merge(parents)?;
+                    (commit, MergeOutcome::Merged(commit))
                 }
             };
-            match result {
-                Ok(outcome) => {
+            let expected = head.map_or(Expected::MustNotExist, Expected::MustBe);
+            match self
+                .repo
+                .update_ref(&self.ref_name, expected, target, "larder: merge")
+            {
+                Ok(()) => {
                     self.sync_ref_if_durable()?;
                     return Ok(outcome);
                 }
                 Err(e) => self.retry_or_fail(e, attempts, &mut lock_waits)?,
             }
         }
+    }
+
+    /// Writes the deterministic merge commit of `parents` (sorted, ≥ 2).
+    fn write_merge(&self, parents: &[ObjectId]) -> Result<ObjectId> {
+        let mut generation = 0;
+        let mut time = 0;
+        for &p in parents {
+            generation = generation.max(load_node(&self.repo, p)?.generation);
+            time = time.max(
+                self.repo
+                    .read_commit(p)
+                    .map_err(|e| object_error(p, "<commit>", p, e))?
+                    .time,
+            );
+        }
+        let meta = Meta {
+            format: WAL_FORMAT_VERSION,
+            kind: CommitKind::Merge,
+            actor: MERGE_ACTOR.into(),
+            chunk: None,
+            events: None,
+            previous: Some(parents[0].to_string()),
+            merged: parents[1..].iter().map(ToString::to_string).collect(),
+        };
+        let meta_blob = self.repo.write_blob(&meta.to_bytes())?;
+        let root = self
+            .repo
+            .write_tree(&[entry("meta.json", EntryKind::Blob, meta_blob)])?;
+        let message = with_generation(
+            &format!("larder: merge {} heads\n", parents.len()),
+            generation + 1,
+        );
+        let commit = self
+            .repo
+            .write_commit(root, parents, &message, None, time)?;
+        if self.options.durability == Durability::Fsync {
+            for id in [meta_blob, root, commit] {
+                self.repo.sync_object(id)?;
+            }
+        }
+        Ok(commit)
+    }
+
+    /// Reads and verifies every commit reachable from `head` (typically a
+    /// fetched remote head) that this log does not hold yet, without
+    /// changing anything. Returns (commits, events) that merging it would
+    /// bring in, or the first problem found.
+    pub fn incoming(&self, head: ObjectId) -> Result<(u64, u64)> {
+        let painted = paint(&self.repo, head, self.head()?)?;
+        let mut events = 0;
+        let commits = painted.new.len() as u64;
+        for node in painted.new {
+            events += load_commit(&self.repo, node.id, node.tree, &node.parents)?
+                .events
+                .len() as u64;
+        }
+        Ok((commits, events))
     }
 
     fn commit_with_retry(

@@ -141,13 +141,10 @@ fn diverged_heads_merge_into_a_dag_read_parents_first() {
     let base = wal.append(&batch("a", 0, 2)).unwrap();
     // Another log in the same repository branches from `base`.
     let side = WalManager::new(wal.repo().clone(), "side").unwrap();
-    assert_eq!(
-        side.merge(base, &ActorId::new("b").unwrap()).unwrap(),
-        MergeOutcome::FastForward(base)
-    );
+    assert_eq!(side.merge(base).unwrap(), MergeOutcome::FastForward(base));
     let side_head = side.append(&batch("b", 100, 3)).unwrap();
     wal.append(&batch("a", 2, 1)).unwrap();
-    let outcome = wal.merge(side_head, &ActorId::new("a").unwrap()).unwrap();
+    let outcome = wal.merge(side_head).unwrap();
     let MergeOutcome::Merged(merge) = outcome else {
         panic!("expected a merge commit, got {outcome:?}")
     };
@@ -159,10 +156,7 @@ fn diverged_heads_merge_into_a_dag_read_parents_first() {
         "the common base comes first"
     );
     // Merging again is a no-op; reading since the merge is empty.
-    assert_eq!(
-        wal.merge(side_head, &ActorId::new("a").unwrap()).unwrap(),
-        MergeOutcome::UpToDate
-    );
+    assert_eq!(wal.merge(side_head).unwrap(), MergeOutcome::UpToDate);
     assert!(wal.read_since(merge).unwrap().is_empty());
     // Reading since `base` gives the four events after it, from both sides.
     assert_eq!(wal.read_since(base).unwrap().len(), 4);
@@ -245,10 +239,10 @@ fn read_since_in_a_dag_excludes_what_since_already_covers() {
     let wal = wal_in(dir.path(), false);
     let base = wal.append(&batch("a", 0, 1)).unwrap();
     let side = WalManager::new(wal.repo().clone(), "side").unwrap();
-    side.merge(base, &ActorId::new("b").unwrap()).unwrap();
+    side.merge(base).unwrap();
     let side_head = side.append(&batch("b", 10, 2)).unwrap();
     let mine = wal.append(&batch("a", 1, 1)).unwrap();
-    wal.merge(side_head, &ActorId::new("a").unwrap()).unwrap();
+    wal.merge(side_head).unwrap();
     let after = wal.append(&batch("a", 2, 1)).unwrap();
     // Since `mine`: the side branch's two events and the last append; `base`
     // is reachable through the side branch too, but `mine` covers it.

@@ -1,0 +1,141 @@
+//! The `git` binary as a transport for network remotes (gix cannot push):
+//! `git push --porcelain` parsed into typed outcomes, `git fetch`, and
+//! `git ls-remote`. Pushes never use a `+` refspec.
+
+use std::process::Command;
+
+use gix::ObjectId;
+
+use crate::{GitError, GitRepo, Result};
+
+/// What `git push --porcelain` reported for one ref.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The remote ref now points at the pushed commit.
+    Updated,
+    /// It already did.
+    UpToDate,
+    /// The remote moved: `stale info` (lease lost), `fetch first` or
+    /// `non-fast-forward`. Read again and retry.
+    Lost(String),
+}
+
+impl GitRepo {
+    fn git(&self, args: &[&str]) -> Result<std::process::Output> {
+        Command::new("git")
+            .arg("--git-dir")
+            .arg(self.git_dir())
+            .args(args)
+            .output()
+            .map_err(|source| GitError::Io {
+                what: "running git",
+                path: "git".into(),
+                source,
+            })
+    }
+
+    /// `git push --porcelain [--force-with-lease=<ref>:<expected>] <url> <commit>:<ref>`.
+    /// `lease`: `Some(None)` = the ref must not exist, `Some(Some(id))` = it
+    /// must point at `id`, `None` = plain fast-forward-only push.
+    pub fn push_with_git(
+        &self,
+        url: &str,
+        commit: ObjectId,
+        reference: &str,
+        lease: Option<Option<ObjectId>>,
+    ) -> Result<PushOutcome> {
+        let refspec = format!("{commit}:{reference}");
+        let lease_arg = lease.map(|e| {
+            format!(
+                "--force-with-lease={reference}:{}",
+                e.map(|i| i.to_string()).unwrap_or_default()
+            )
+        });
+        let mut args = vec!["push", "--porcelain"];
+        if let Some(l) = &lease_arg {
+            args.push(l);
+        }
+        args.extend([url, refspec.as_str()]);
+        let out = self.git(&args)?;
+        parse_push(
+            url,
+            reference,
+            &String::from_utf8_lossy(&out.stdout),
+            &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    /// `git fetch --no-tags <url> <refspecs>`; staging refspecs may be forced.
+    pub fn fetch_with_git(&self, url: &str, refspecs: &[&str]) -> Result<()> {
+        let mut args = vec!["fetch", "--quiet", "--no-tags", url];
+        args.extend(refspecs);
+        let out = self.git(&args)?;
+        if !out.status.success() {
+            return Err(remote_error(url, &String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(())
+    }
+
+    /// `git ls-remote <url> <pattern>`: the remote refs matching `pattern`.
+    pub fn ls_remote_with_git(&self, url: &str, pattern: &str) -> Result<Vec<(String, ObjectId)>> {
+        let out = self.git(&["ls-remote", url, pattern])?;
+        if !out.status.success() {
+            return Err(remote_error(url, &String::from_utf8_lossy(&out.stderr)));
+        }
+        let mut refs = Vec::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let mut parts = line.split_whitespace();
+            if let (Some(hex), Some(name)) = (parts.next(), parts.next())
+                && let Ok(id) = ObjectId::from_hex(hex.as_bytes())
+            {
+                refs.push((name.to_owned(), id));
+            }
+        }
+        Ok(refs)
+    }
+}
+
+fn remote_error(url: &str, stderr: &str) -> GitError {
+    let stderr = stderr.trim();
+    let kind = if stderr.contains("Authentication failed")
+        || stderr.contains("Permission denied")
+        || stderr.contains("could not read Username")
+    {
+        "authentication failed"
+    } else {
+        "remote failed"
+    };
+    GitError::Remote {
+        url: url.into(),
+        reason: format!("{kind}: {stderr}"),
+    }
+}
+
+/// Reads `git push --porcelain` output for `reference`.
+pub fn parse_push(url: &str, reference: &str, stdout: &str, stderr: &str) -> Result<PushOutcome> {
+    for line in stdout.lines() {
+        let mut fields = line.split('\t');
+        let (Some(flag), Some(spec)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !spec.ends_with(reference) {
+            continue;
+        }
+        let summary = fields.next().unwrap_or("").to_owned();
+        return match flag {
+            " " | "+" | "*" => Ok(PushOutcome::Updated),
+            "=" => Ok(PushOutcome::UpToDate),
+            "!" if ["stale info", "fetch first", "non-fast-forward"]
+                .iter()
+                .any(|s| summary.contains(s)) =>
+            {
+                Ok(PushOutcome::Lost(summary))
+            }
+            _ => Err(GitError::Remote {
+                url: url.into(),
+                reason: format!("push of {reference} refused: {summary}"),
+            }),
+        };
+    }
+    Err(remote_error(url, stderr))
+}
