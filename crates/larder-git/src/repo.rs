@@ -396,7 +396,25 @@ impl GitRepo {
     }
 
     fn apply(&self, name: &str, expected: Expected, edit: RefEdit) -> Result<()> {
-        match self.repo.edit_reference(edit) {
+        // Where git keeps reflogs (refs/remotes/* in a non-bare repository),
+        // they need a committer; an unconfigured machine has none, so the
+        // configured one is used if present, else larder's fixed identity.
+        let (default_name, default_email) = DEFAULT_IDENTITY;
+        let mut time_buf = gix::date::parse::TimeBuf::default();
+        let now = gix::date::Time {
+            seconds: unix_now(),
+            offset: 0,
+        };
+        let fallback = gix::actor::SignatureRef {
+            name: default_name.into(),
+            email: default_email.into(),
+            time: now.to_str(&mut time_buf),
+        };
+        let committer = match self.repo.committer() {
+            Some(Ok(configured)) => configured,
+            _ => fallback,
+        };
+        match self.repo.edit_references_as(Some(edit), Some(committer)) {
             Ok(_) => Ok(()),
             Err(e) => Err(self.classify_ref_error(name, expected, e)),
         }
@@ -523,6 +541,13 @@ impl GitRepo {
     pub fn objects_dir(&self) -> PathBuf {
         self.repo.objects.store_ref().path().to_path_buf()
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn sync_path(path: &Path) -> Result<()> {

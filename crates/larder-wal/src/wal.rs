@@ -7,7 +7,7 @@ use larder_codec::{ActorId, ChunkId, Envelope, chunk_id, decode_chunk_verified, 
 use larder_git::{EntryKind, Expected, GitError, GitRepo, Identity, ObjectId, TreeEntry};
 
 use crate::meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
-use crate::walk::{GENERATION_TRAILER, Node, load_node, paint};
+use crate::walk::{GENERATION_TRAILER, Node, load_node, paint, paint_many};
 use crate::{Result, WalError};
 
 /// The actor recorded in merge commits' `meta.json`: merges are written by
@@ -348,7 +348,16 @@ impl WalManager {
     /// changing anything. Returns (commits, events) that merging it would
     /// bring in, or the first problem found.
     pub fn incoming(&self, head: ObjectId) -> Result<(u64, u64)> {
-        let painted = paint(&self.repo, head, self.head()?)?;
+        self.incoming_many(&[head])
+    }
+
+    /// [`WalManager::incoming`] for several heads, verifying each new commit
+    /// once however many heads share it.
+    pub fn incoming_many(&self, heads: &[ObjectId]) -> Result<(u64, u64)> {
+        if heads.is_empty() {
+            return Ok((0, 0));
+        }
+        let painted = paint_many(&self.repo, heads, self.head()?)?;
         let mut events = 0;
         let commits = painted.new.len() as u64;
         for node in painted.new {
@@ -404,7 +413,7 @@ impl WalManager {
 
     /// Whether `ancestor` is `descendant` or in its history, by a
     /// generation-bounded walk.
-    fn is_ancestor(&self, ancestor: ObjectId, descendant: ObjectId) -> Result<bool> {
+    pub fn is_ancestor(&self, ancestor: ObjectId, descendant: ObjectId) -> Result<bool> {
         Ok(paint(&self.repo, descendant, Some(ancestor))?.base_reached)
     }
 

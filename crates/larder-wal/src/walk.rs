@@ -72,16 +72,31 @@ pub(crate) struct Painted {
 /// Paints history from `head` (new) and `base` (old), in decreasing
 /// generation, until no purely new commit remains queued.
 pub(crate) fn paint(repo: &GitRepo, head: ObjectId, base: Option<ObjectId>) -> Result<Painted> {
+    paint_many(repo, &[head], base)
+}
+
+/// [`paint`] from several heads at once: the commits reachable from any of
+/// `heads` but not from `base`, each visited once.
+pub(crate) fn paint_many(
+    repo: &GitRepo,
+    heads: &[ObjectId],
+    base: Option<ObjectId>,
+) -> Result<Painted> {
     let mut nodes: HashMap<ObjectId, Node> = HashMap::new();
     let mut colour: HashMap<ObjectId, u8> = HashMap::new();
     let mut queue: BinaryHeap<(u64, ObjectId)> = BinaryHeap::new();
     let mut new_only = 0usize;
 
-    let head_node = load_node(repo, head)?;
-    queue.push((head_node.generation, head));
-    nodes.insert(head, head_node);
-    colour.insert(head, NEW);
-    new_only += 1;
+    for &head in heads {
+        if colour.contains_key(&head) {
+            continue;
+        }
+        let head_node = load_node(repo, head)?;
+        queue.push((head_node.generation, head));
+        nodes.insert(head, head_node);
+        colour.insert(head, NEW);
+        new_only += 1;
+    }
     if let Some(b) = base {
         match colour.entry(b) {
             Entry::Occupied(mut e) => {

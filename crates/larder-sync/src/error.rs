@@ -1,0 +1,58 @@
+//! The sync layer's single error type.
+
+use larder_git::{GitError, ObjectId};
+use larder_wal::WalError;
+
+/// Why a pull, push or sync failed. A failed pull leaves the local log as
+/// it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The remote cannot be found or opened.
+    #[error("remote {remote}: {reason}")]
+    Remote {
+        /// The remote as named by the caller.
+        remote: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The remote sent data that failed verification; nothing was merged.
+    #[error("remote {remote} sent bad data for {head_ref}: {source}")]
+    Rejected {
+        /// The remote.
+        remote: String,
+        /// The remote head that carried it.
+        head_ref: String,
+        /// What verification found.
+        #[source]
+        source: Box<WalError>,
+    },
+    /// Our own head ref on the remote is not an ancestor of our log (it was
+    /// rewritten, or this replica lost history). Pushes are never forced.
+    #[error(
+        "remote {remote}: {head_ref} is at {remote_head}, which is not in our log; refusing to overwrite it"
+    )]
+    Diverged {
+        /// The remote.
+        remote: String,
+        /// Our head ref there.
+        head_ref: String,
+        /// What it points at.
+        remote_head: ObjectId,
+    },
+    /// The local log failed.
+    #[error(transparent)]
+    Wal(#[from] Box<WalError>),
+    /// The git backend failed.
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+impl From<WalError> for SyncError {
+    fn from(e: WalError) -> Self {
+        SyncError::Wal(Box::new(e))
+    }
+}
+
+/// Shorthand for results whose error is [`SyncError`].
+pub type Result<T, E = SyncError> = std::result::Result<T, E>;

@@ -1,0 +1,59 @@
+//! Shared helpers: replicas with their own repository, one bare remote.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use larder_codec::{ActorId, Envelope, Timestamp};
+use larder_crdt::{KvProjection, Projection, Projector, StateHash, sort_events};
+use larder_git::GitRepo;
+use larder_sync::SyncManager;
+use larder_wal::WalManager;
+
+pub struct Replica {
+    pub actor: ActorId,
+    pub sync: SyncManager,
+    pub dir: tempfile::TempDir,
+}
+
+impl Replica {
+    pub fn new(name: &str, remote: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = WalManager::new(GitRepo::init(dir.path()).unwrap(), "kv").unwrap();
+        let actor = ActorId::new(name).unwrap();
+        let sync = SyncManager::new(wal, actor.clone(), &remote.display().to_string()).unwrap();
+        Self { actor, sync, dir }
+    }
+
+    pub fn wal(&self) -> &WalManager {
+        self.sync.wal()
+    }
+
+    pub fn set(&self, key: &str, value: u64, ts: Timestamp) -> Envelope {
+        Envelope::new(
+            self.actor.clone(),
+            ts,
+            "kv.set",
+            KvProjection::set_payload(key, &value).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// The log's events in the CRDT total order.
+    pub fn ordered(&self) -> Vec<Envelope> {
+        let mut events = self.wal().read_all().unwrap();
+        sort_events(&mut events);
+        events
+    }
+
+    pub fn state_hash(&self) -> StateHash {
+        let mut p = Projector::<KvProjection>::default();
+        p.apply_all(&self.ordered()).unwrap();
+        p.state().state_hash()
+    }
+}
+
+pub fn bare_remote() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    GitRepo::init_bare(dir.path()).unwrap();
+    dir
+}
