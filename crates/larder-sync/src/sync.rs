@@ -12,7 +12,7 @@ pub enum Transport {
     /// A repository on this machine's file system (path or `file://` URL),
     /// used directly: objects are copied between object databases and refs
     /// moved by compare-and-swap. Pure Rust, no `git` process.
-    File(GitRepo),
+    File(Box<GitRepo>),
     /// Any other URL (ssh, https): `git fetch` into staging refs and
     /// fast-forward-only `git push` (never a `+` refspec).
     GitBinary(String),
@@ -81,7 +81,7 @@ impl SyncManager {
                 remote: remote.into(),
                 reason: format!("cannot open {path}: {e}"),
             })?;
-            Transport::File(repo)
+            Transport::File(Box::new(repo))
         } else {
             Transport::GitBinary(url)
         };
