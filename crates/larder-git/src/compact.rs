@@ -65,21 +65,79 @@ impl GitRepo {
         if ids.is_empty() {
             return Ok(PackOutcome::default());
         }
-        let mut entries = Vec::with_capacity(ids.len());
+        let mut objects = Vec::with_capacity(ids.len());
         for id in &ids {
             let object = self
                 .gix()
                 .find_object(*id)
                 .map_err(|e| GitError::gix(format!("reading loose object {id}"), e))?;
-            let data = gix::objs::Data::new(&object.data, object.kind, gix::hash::Kind::Sha1);
+            objects.push((*id, object.kind, object.detach().data));
+        }
+        let pack = self.write_pack(&objects)?;
+        let pack_dir = self.objects_dir().join("pack");
+        // The pack is durable before the loose copies disappear.
+        self.sync_dir(&pack_dir)?;
+        for id in &ids {
+            let hex = id.to_string();
+            let path = self.objects_dir().join(&hex[..2]).join(&hex[2..]);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(GitError::Io {
+                        what: "removing",
+                        path: path.display().to_string(),
+                        source,
+                    });
+                }
+            }
+            // Empty fan-out directories stay: removing one could race a
+            // concurrent writer renaming a new object into it.
+        }
+        Ok(PackOutcome {
+            objects: ids.len(),
+            pack,
+        })
+    }
+}
+
+impl GitRepo {
+    /// Writes `objects` (id, kind, bytes) as one new pack plus index in
+    /// this repository, and returns the pack's path. Each object is hashed
+    /// first: one whose bytes do not match its id is
+    /// [`GitError::CorruptObject`] and nothing is written. The index is
+    /// renamed into place last, so the objects appear all at once.
+    pub fn write_pack(
+        &self,
+        objects: &[(ObjectId, gix::objs::Kind, Vec<u8>)],
+    ) -> Result<Option<PathBuf>> {
+        if objects.is_empty() {
+            return Ok(None);
+        }
+        let mut entries = Vec::with_capacity(objects.len());
+        for (id, kind, data) in objects {
+            let actual =
+                gix::objs::compute_hash(gix::hash::Kind::Sha1, *kind, data).map_err(|e| {
+                    GitError::CorruptObject {
+                        id: *id,
+                        reason: e.to_string(),
+                    }
+                })?;
+            if actual != *id {
+                return Err(GitError::CorruptObject {
+                    id: *id,
+                    reason: format!("its bytes hash to {actual}"),
+                });
+            }
+            let data = gix::objs::Data::new(data, *kind, gix::hash::Kind::Sha1);
             let count = output::Count::from_data(*id, None);
             let entry = output::Entry::from_data(&count, &data, gix::zlib::Compression::BEST_SPEED)
                 .map_err(|e| GitError::gix(format!("compressing object {id}"), e))?;
             entries.push(entry);
         }
         let count = u32::try_from(entries.len()).map_err(|_| GitError::CorruptObject {
-            id: ids[0],
-            reason: "more than 2^32 loose objects".into(),
+            id: objects[0].0,
+            reason: "more than 2^32 objects".into(),
         })?;
         let mut pack = Vec::new();
         {
@@ -112,32 +170,10 @@ impl GitRepo {
         )
         .map_err(|e| GitError::gix("writing the pack and its index", e))?;
         if let Some(keep) = &outcome.keep_path {
-            // The .keep only guards the pack until refs point at it; ours
-            // already do.
+            // The .keep only guards the pack until refs point at it; the
+            // caller moves refs next.
             let _ = std::fs::remove_file(keep);
         }
-        // The pack is durable before the loose copies disappear.
-        self.sync_dir(&pack_dir)?;
-        for id in &ids {
-            let hex = id.to_string();
-            let path = self.objects_dir().join(&hex[..2]).join(&hex[2..]);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(GitError::Io {
-                        what: "removing",
-                        path: path.display().to_string(),
-                        source,
-                    });
-                }
-            }
-            // Empty fan-out directories stay: removing one could race a
-            // concurrent writer renaming a new object into it.
-        }
-        Ok(PackOutcome {
-            objects: ids.len(),
-            pack: outcome.data_path,
-        })
+        Ok(outcome.data_path)
     }
 }

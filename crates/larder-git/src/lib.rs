@@ -20,3 +20,4 @@ pub use error::{GitError, Result};
 pub use git_binary::{PushOutcome, parse_push};
 pub use gix::ObjectId;
 pub use repo::{CommitInfo, DEFAULT_IDENTITY, EntryKind, Expected, GitRepo, Identity, TreeEntry};
+pub use transfer::PACK_THRESHOLD;

@@ -1,1 +1,129 @@
-fn main() {}
+//! Sync throughput over a bare remote on the local file system: pulling and
+//! pushing 10k events in 100-event chunks, and one sync round of 16 actors.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use larder_codec::{ActorId, Envelope, Payload, Timestamp};
+use larder_git::GitRepo;
+use larder_sync::SyncManager;
+use larder_wal::WalManager;
+
+fn base() -> PathBuf {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sync-bench");
+    std::fs::create_dir_all(&base).unwrap();
+    base
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir_in(base()).unwrap()
+}
+
+fn replica(dir: &Path, actor: &str, remote: &Path) -> SyncManager {
+    let wal = WalManager::new(GitRepo::init(dir).unwrap(), "bench").unwrap();
+    SyncManager::new(
+        wal,
+        ActorId::new(actor).unwrap(),
+        &remote.display().to_string(),
+    )
+    .unwrap()
+}
+
+fn batch(actor: &str, start: u64, len: u64) -> Vec<Envelope> {
+    let a = ActorId::new(actor).unwrap();
+    (start..start + len)
+        .map(|n| {
+            let body = format!("{n:08}-{}", "x".repeat(88));
+            Envelope::new(
+                a.clone(),
+                Timestamp::new(1_700_000_000_000 + n, 0),
+                "bench",
+                Payload::from_serde(&body).unwrap(),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+fn transfer(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sync");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(10_000));
+
+    // A remote holding 10k events in 100 commits of 100.
+    let remote = tmp();
+    GitRepo::init_bare(remote.path()).unwrap();
+    let writer_dir = tmp();
+    let writer = replica(writer_dir.path(), "writer", remote.path());
+    for c in 0..100 {
+        writer.wal().append(&batch("writer", c * 100, 100)).unwrap();
+    }
+    writer.push().unwrap();
+
+    group.bench_function("pull_10k_events_in_100_event_chunks", |b| {
+        b.iter_batched(
+            || {
+                let dir = tmp();
+                let r = replica(dir.path(), "reader", remote.path());
+                (dir, r)
+            },
+            |(_dir, r)| assert_eq!(r.pull().unwrap().events_received, 10_000),
+            BatchSize::PerIteration,
+        )
+    });
+
+    group.bench_function("push_10k_events_in_100_event_chunks", |b| {
+        b.iter_batched(
+            || {
+                let fresh = tmp();
+                GitRepo::init_bare(fresh.path()).unwrap();
+                let s = SyncManager::new(
+                    WalManager::new(GitRepo::open(writer_dir.path()).unwrap(), "bench").unwrap(),
+                    ActorId::new("writer").unwrap(),
+                    &fresh.path().display().to_string(),
+                )
+                .unwrap();
+                (fresh, s)
+            },
+            |(_fresh, s)| assert!(s.push().unwrap().pushed),
+            BatchSize::PerIteration,
+        )
+    });
+
+    // 16 actors; each round, every actor appends 10 events, then all sync.
+    let remote16 = tmp();
+    GitRepo::init_bare(remote16.path()).unwrap();
+    let dirs: Vec<tempfile::TempDir> = (0..16).map(|_| tmp()).collect();
+    let actors: Vec<SyncManager> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| replica(d.path(), &format!("actor-{i:02}"), remote16.path()))
+        .collect();
+    let mut round = 0u64;
+    group.throughput(Throughput::Elements(16));
+    group.bench_function("sync_round_16_actors", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                for (i, a) in actors.iter().enumerate() {
+                    a.wal()
+                        .append(&batch(&format!("actor-{i:02}"), round * 1000, 10))
+                        .unwrap();
+                }
+            },
+            |()| {
+                for a in &actors {
+                    a.sync().unwrap();
+                }
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, transfer);
+criterion_main!(benches);

@@ -136,32 +136,64 @@ fn forge_chunk(repo: &GitRepo, root: larder_git::ObjectId) -> larder_git::Object
 
 #[test]
 fn a_corrupt_object_on_the_remote_is_rejected() {
+    // Small transfers are copied loose, large ones as a pack: test both.
+    for commits in [1u64, 12] {
+        corrupt_object_case(commits);
+    }
+}
+
+fn corrupt_object_case(commits: u64) {
     let remote = bare_remote();
     let a = Replica::new("alice", remote.path());
     let b = Replica::new("bob", remote.path());
-    let head = a.wal().append(&[a.set("k", 1, ts(1))]).unwrap();
+    let mut head = None;
+    for n in 0..commits {
+        head = Some(a.wal().append(&[a.set("k", n, ts(n))]).unwrap());
+    }
+    let head = head.unwrap();
     a.sync.push().unwrap();
-    // Replace the remote's loose commit object by another valid object's bytes.
     let hex = head.to_string();
     let path = remote
         .path()
         .join("objects")
         .join(&hex[..2])
         .join(&hex[2..]);
-    let blob = GitRepo::open(remote.path())
-        .unwrap()
-        .write_blob(b"not a commit")
-        .unwrap();
-    let blob_hex = blob.to_string();
-    let blob_path = remote
-        .path()
-        .join("objects")
-        .join(&blob_hex[..2])
-        .join(&blob_hex[2..]);
-    std::fs::remove_file(&path).unwrap();
-    std::fs::copy(&blob_path, &path).unwrap();
-    assert!(b.sync.pull().is_err());
+    if path.exists() {
+        // Replace the loose commit by another valid object's bytes.
+        let blob = GitRepo::open(remote.path())
+            .unwrap()
+            .write_blob(b"not a commit")
+            .unwrap();
+        let blob_hex = blob.to_string();
+        let blob_path = remote
+            .path()
+            .join("objects")
+            .join(&blob_hex[..2])
+            .join(&blob_hex[2..]);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::copy(&blob_path, &path).unwrap();
+    } else {
+        // The push wrote a pack: flip a byte in the middle of its data.
+        let pack_dir = remote.path().join("objects/pack");
+        let pack = std::fs::read_dir(&pack_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "pack"))
+            .unwrap();
+        let mut bytes = std::fs::read(&pack).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        std::fs::write(&pack, bytes).unwrap();
+    }
+    assert!(b.sync.pull().is_err(), "{commits} commits");
     assert_eq!(b.wal().head().unwrap(), None);
+    assert!(
+        b.wal()
+            .repo()
+            .ref_target("refs/larder/kv/wal")
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
