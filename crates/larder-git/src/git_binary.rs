@@ -139,3 +139,46 @@ pub fn parse_push(url: &str, reference: &str, stdout: &str, stderr: &str) -> Res
     }
     Err(remote_error(url, stderr))
 }
+
+/// Fetching with gix's own client (file, `file://`, ssh via the `ssh`
+/// binary; https when gix is built with an HTTP transport feature).
+#[cfg(feature = "network")]
+impl GitRepo {
+    /// Fetches `refspecs` from `url` with gix. Staging refspecs may be
+    /// forced (`+src:dst`); the live log ref is never a destination.
+    pub fn fetch_with_gix(&self, url: &str, refspecs: &[&str]) -> Result<()> {
+        let fail = |what: &str, e: gix::Error| GitError::Remote {
+            url: url.into(),
+            reason: format!("{what}: {e}"),
+        };
+        // Fetched refs get reflog entries, which need a committer; an
+        // unconfigured machine has none, so lend larder's identity.
+        let mut repo = self.gix().clone();
+        if repo.committer().is_none() {
+            let mut config = repo.config_snapshot_mut();
+            for (key, value) in [
+                ("committer.name", crate::DEFAULT_IDENTITY.0),
+                ("committer.email", crate::DEFAULT_IDENTITY.1),
+            ] {
+                config
+                    .set_raw_value(&key, value)
+                    .map_err(|e| fail("cannot set the committer", e.into()))?;
+            }
+        }
+        let remote = repo
+            .remote_at(url)
+            .map_err(|e| fail("invalid remote", e.into()))?
+            .with_refspecs(refspecs.iter().copied(), gix::remote::Direction::Fetch)
+            .map_err(|e| fail("invalid refspec", e.into()))?;
+        let connection = remote
+            .connect(gix::remote::Direction::Fetch)
+            .map_err(|e| fail("cannot connect", e.into()))?;
+        let interrupt = std::sync::atomic::AtomicBool::new(false);
+        connection
+            .prepare_fetch(gix::progress::Discard, Default::default())
+            .map_err(|e| fail("cannot negotiate", e.into()))?
+            .receive(gix::progress::Discard, &interrupt)
+            .map_err(|e| fail("fetch failed", e.into()))?;
+        Ok(())
+    }
+}

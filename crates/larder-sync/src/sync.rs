@@ -13,9 +13,10 @@ pub enum Transport {
     /// used directly: objects are copied between object databases and refs
     /// moved by compare-and-swap. Pure Rust, no `git` process.
     File(Box<GitRepo>),
-    /// Any other URL (ssh, https): `git fetch` into staging refs and
-    /// fast-forward-only `git push` (never a `+` refspec).
-    GitBinary(String),
+    /// Any other URL (ssh, https): fetched into staging refs with gix's own
+    /// client; pushed fast-forward-only with the `git` binary (gix cannot
+    /// push), never with a `+` refspec.
+    Network(String),
 }
 
 /// What a pull, push or sync did.
@@ -83,7 +84,7 @@ impl SyncManager {
             })?;
             Transport::File(Box::new(repo))
         } else {
-            Transport::GitBinary(url)
+            Transport::Network(url)
         };
         Ok(Self {
             wal,
@@ -105,7 +106,7 @@ impl SyncManager {
     ) -> Self {
         let remote = match &transport {
             Transport::File(repo) => repo.git_dir().display().to_string(),
-            Transport::GitBinary(url) => url.clone(),
+            Transport::Network(url) => url.clone(),
         };
         Self {
             wal,
@@ -184,9 +185,9 @@ impl SyncManager {
                 }
                 refs
             }
-            Transport::GitBinary(url) => {
+            Transport::Network(url) => {
                 let spec = format!("+{}*:{staging}*", self.heads_prefix());
-                self.local().fetch_with_git(url, &[&spec])?;
+                self.local().fetch_with_gix(url, &[&spec])?;
                 self.local().list_refs(&staging)?
             }
         };
@@ -268,19 +269,17 @@ impl SyncManager {
                     reason: format!("{name} kept changing"),
                 })
             }
-            Transport::GitBinary(url) => {
-                match self.local().push_with_git(url, head, &name, None)? {
-                    PushOutcome::Updated => {
-                        report.pushed = true;
-                        Ok(report)
-                    }
-                    PushOutcome::UpToDate => Ok(report),
-                    PushOutcome::Lost(reason) => Err(SyncError::Remote {
-                        remote: self.remote.clone(),
-                        reason: format!("push of {name} rejected ({reason}); pull first"),
-                    }),
+            Transport::Network(url) => match self.local().push_with_git(url, head, &name, None)? {
+                PushOutcome::Updated => {
+                    report.pushed = true;
+                    Ok(report)
                 }
-            }
+                PushOutcome::UpToDate => Ok(report),
+                PushOutcome::Lost(reason) => Err(SyncError::Remote {
+                    remote: self.remote.clone(),
+                    reason: format!("push of {name} rejected ({reason}); pull first"),
+                }),
+            },
         }
     }
 

@@ -224,7 +224,7 @@ fn pushes_are_never_forced() {
 }
 
 #[test]
-fn remotes_by_config_name_and_through_the_git_binary() {
+fn remotes_by_config_name_and_through_the_network_transport() {
     let remote = bare_remote();
     let a = Replica::new("alice", remote.path());
     a.wal().append(&[a.set("k", 1, ts(1))]).unwrap();
@@ -258,7 +258,7 @@ fn remotes_by_config_name_and_through_the_git_binary() {
     );
     assert_eq!(named.pull().unwrap().events_received, 1);
 
-    // The same remote through git fetch / git push.
+    // The same remote through the network transport: gix fetch, git push.
     let dir = tempfile::tempdir().unwrap();
     let wal = WalManager::new(GitRepo::init(dir.path()).unwrap(), "kv").unwrap();
     let url = format!("file://{}", remote.path().display());
@@ -266,7 +266,7 @@ fn remotes_by_config_name_and_through_the_git_binary() {
         wal,
         larder_codec::ActorId::new("dave").unwrap(),
         "net",
-        Transport::GitBinary(url),
+        Transport::Network(url),
     );
     assert_eq!(net.pull().unwrap().events_received, 1);
     net.wal().append(&[a.set("d", 4, ts(4))]).unwrap();
