@@ -161,24 +161,24 @@ impl GitRepo {
                 ("committer.email", crate::DEFAULT_IDENTITY.1),
             ] {
                 config
-                    .set_raw_value(&key, value)
-                    .map_err(|e| fail("cannot set the committer", e.into()))?;
+                    .set_raw_value(key, value)
+                    .map_err(|e| fail("cannot set the committer", e))?;
             }
         }
         let remote = repo
             .remote_at(url)
-            .map_err(|e| fail("invalid remote", e.into()))?
+            .map_err(|e| fail("invalid remote", e))?
             .with_refspecs(refspecs.iter().copied(), gix::remote::Direction::Fetch)
-            .map_err(|e| fail("invalid refspec", e.into()))?;
+            .map_err(|e| fail("invalid refspec", e))?;
         let connection = remote
             .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| fail("cannot connect", e.into()))?;
+            .map_err(|e| fail("cannot connect", e))?;
         let interrupt = std::sync::atomic::AtomicBool::new(false);
         connection
             .prepare_fetch(gix::progress::Discard, Default::default())
-            .map_err(|e| fail("cannot negotiate", e.into()))?
+            .map_err(|e| fail("cannot negotiate", e))?
             .receive(gix::progress::Discard, &interrupt)
-            .map_err(|e| fail("fetch failed", e.into()))?;
+            .map_err(|e| fail("fetch failed", e))?;
         Ok(())
     }
 }
