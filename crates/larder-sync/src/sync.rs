@@ -30,6 +30,10 @@ pub struct SyncReport {
     pub events_received: u64,
     /// How the local log changed, if a pull ran.
     pub merge: Option<MergeOutcome>,
+    /// Commits the push made available on the remote under our head ref.
+    pub commits_sent: u64,
+    /// Events in those commits.
+    pub events_sent: u64,
     /// Objects written into the remote by the push.
     pub objects_sent: u64,
     /// Whether the push moved our head ref on the remote.
@@ -251,6 +255,9 @@ impl SyncManager {
                             remote_head: c,
                         });
                     }
+                    let (commits, events) = self.wal.count_between(head, current)?;
+                    report.commits_sent = commits;
+                    report.events_sent = events;
                     report.objects_sent +=
                         remote.copy_reachable_from(self.local(), &[head])? as u64;
                     let expected = current.map_or(Expected::MustNotExist, Expected::MustBe);
@@ -288,6 +295,8 @@ impl SyncManager {
         let pulled = self.pull()?;
         let pushed = self.push()?;
         Ok(SyncReport {
+            commits_sent: pushed.commits_sent,
+            events_sent: pushed.events_sent,
             objects_sent: pushed.objects_sent,
             pushed: pushed.pushed,
             retries: pulled.retries + pushed.retries,

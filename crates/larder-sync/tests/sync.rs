@@ -22,6 +22,7 @@ fn two_replicas_converge_and_then_stay_quiet() {
         .unwrap();
     let pushed = a.sync.sync().unwrap();
     assert!(pushed.pushed);
+    assert_eq!((pushed.commits_sent, pushed.events_sent), (1, 2));
     let pulled = b.sync.pull().unwrap();
     assert_eq!((pulled.commits_received, pulled.events_received), (1, 2));
     assert_eq!(

@@ -351,6 +351,28 @@ impl WalManager {
         self.incoming_many(&[head])
     }
 
+    /// How many commits and events are reachable from `head` but not from
+    /// `base`, counted from `meta.json` without decoding chunks (for
+    /// reports; use [`WalManager::incoming`] to verify).
+    pub fn count_between(&self, head: ObjectId, base: Option<ObjectId>) -> Result<(u64, u64)> {
+        let painted = paint(&self.repo, head, base)?;
+        let mut events = 0;
+        for node in &painted.new {
+            let root = self
+                .repo
+                .read_tree(node.tree)
+                .map_err(|e| object_error(node.id, "/", node.tree, e))?;
+            if let Some(meta) = root.iter().find(|e| e.name == "meta.json") {
+                let bytes = self
+                    .repo
+                    .read_blob(meta.id)
+                    .map_err(|e| object_error(node.id, "meta.json", meta.id, e))?;
+                events += Meta::parse(node.id, &bytes)?.events.unwrap_or(0);
+            }
+        }
+        Ok((painted.new.len() as u64, events))
+    }
+
     /// [`WalManager::incoming`] for several heads, verifying each new commit
     /// once however many heads share it.
     pub fn incoming_many(&self, heads: &[ObjectId]) -> Result<(u64, u64)> {
