@@ -12,7 +12,11 @@ use serde::{Deserialize, Serialize};
 
 /// An event's position in the total order. Also used as the "stamp" of
 /// last-writer-wins primitives: the later key wins.
+///
+/// Serialised compactly as `[millis, counter, actor, id]`: it is stored once
+/// per entry in projection states, where field names would dominate.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "EventKeyTuple", into = "EventKeyTuple")]
 pub struct EventKey {
     /// The hybrid-logical-clock timestamp (compared first).
     pub timestamp: Timestamp,
@@ -20,6 +24,25 @@ pub struct EventKey {
     pub actor: ActorId,
     /// The event id (last).
     pub id: EventId,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EventKeyTuple(u64, u32, ActorId, EventId);
+
+impl From<EventKey> for EventKeyTuple {
+    fn from(k: EventKey) -> Self {
+        Self(k.timestamp.millis, k.timestamp.counter, k.actor, k.id)
+    }
+}
+
+impl From<EventKeyTuple> for EventKey {
+    fn from(t: EventKeyTuple) -> Self {
+        Self {
+            timestamp: Timestamp::new(t.0, t.1),
+            actor: t.2,
+            id: t.3,
+        }
+    }
 }
 
 impl EventKey {

@@ -85,6 +85,7 @@ impl Crdt for VersionVector {
 /// Rule: the write with the greater [`EventKey`] (timestamp, actor, event
 /// id) wins; merge keeps the greater of the two.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct LwwRegister<T> {
     value: Option<(EventKey, T)>,
 }
