@@ -1,0 +1,183 @@
+//! End-to-end: the built `larder` binary against temporary repositories.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn larder(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn init_append_log_verify_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = larder(dir.path(), &["--json", "init"]);
+    assert!(out.status.success());
+    let init: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert!(init["actor"].as_str().unwrap().starts_with("actor-"));
+
+    let out = larder(
+        dir.path(),
+        &[
+            "--json",
+            "append",
+            "--log",
+            "issues",
+            "--kind",
+            "issue.created",
+            "--data",
+            r#"{"title":"bug"}"#,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let appended: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(appended["count"], 1);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-C")
+        .arg(dir.path())
+        .args(["append", "--log", "issues", "--kind", "comment", "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"{\"text\":\"one\"}\n{\"text\":\"two\"}\n")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    let out = larder(dir.path(), &["--json", "log", "--log", "issues"]);
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["kind"], "issue.created");
+    assert_eq!(lines[0]["data"]["title"], "bug");
+    assert_eq!(lines[2]["data"]["text"], "two");
+    for l in &lines {
+        assert_eq!(l["id"].as_str().unwrap().len(), 64);
+    }
+    let limited = larder(
+        dir.path(),
+        &["--json", "log", "--log", "issues", "--limit", "1"],
+    );
+    assert_eq!(stdout(&limited).lines().count(), 1);
+
+    let since = appended["commit"].as_str().unwrap();
+    let out = larder(
+        dir.path(),
+        &["--json", "log", "--log", "issues", "--since", since],
+    );
+    assert_eq!(stdout(&out).lines().count(), 2);
+
+    let out = larder(dir.path(), &["verify", "--log", "issues"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("2 commits, 3 events verified"));
+    // Plain git sees the log.
+    let git = Command::new("git")
+        .arg("-C")
+        .arg(dir.path())
+        .args(["log", "--oneline", "refs/larder/issues/wal"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&git.stdout).lines().count(), 2);
+}
+
+#[test]
+fn user_mistakes_get_one_clear_line_and_a_failure_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = larder(&dir.path().join("nope"), &["log", "--log", "x"]);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("larder: error: cannot open git repository"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+
+    larder(dir.path(), &["init"]);
+    let bad = larder(dir.path(), &["append", "--log", "x", "--data", "{not json"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("invalid JSON"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+
+    let bad_since = larder(dir.path(), &["log", "--log", "x", "--since", "zz"]);
+    assert!(!bad_since.status.success());
+    let bad_name = larder(dir.path(), &["append", "--log", "a/b", "--data", "1"]);
+    assert!(String::from_utf8_lossy(&bad_name.stderr).contains("invalid log name"));
+}
+
+#[test]
+fn verify_exits_1_and_lists_bad_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    larder(dir.path(), &["init"]);
+    larder(dir.path(), &["append", "--log", "l", "--data", "1"]);
+    let out = larder(dir.path(), &["append", "--log", "l", "--data", "2"]);
+    assert!(out.status.success());
+    // Corrupt the first commit's meta.json: point the ref at a commit whose
+    // tree has an unexpected entry.
+    let repo = larder::git::GitRepo::open(dir.path()).unwrap();
+    let head = repo.ref_target("refs/larder/l/wal").unwrap().unwrap();
+    let info = repo.read_commit(head).unwrap();
+    let mut root = repo.read_tree(info.tree).unwrap();
+    let blob = repo.write_blob(b"x").unwrap();
+    root.push(larder::git::TreeEntry {
+        name: "zz".into(),
+        kind: larder::git::EntryKind::Blob,
+        id: blob,
+    });
+    let tree = repo.write_tree(&root).unwrap();
+    let bad = repo
+        .write_commit(tree, &info.parents, &info.message, None, info.time)
+        .unwrap();
+    repo.update_ref(
+        "refs/larder/l/wal",
+        larder::git::Expected::MustBe(head),
+        bad,
+        "corrupt",
+    )
+    .unwrap();
+    let out = larder(dir.path(), &["verify", "--log", "l"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("bad: commit"), "{}", stdout(&out));
+}
+
+#[test]
+fn the_demo_runs_and_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = larder(dir.path(), &["--json", "demo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let step = |name: &str| steps.iter().find(|s| s["step"] == name).unwrap()["detail"].clone();
+    assert_eq!(step("converge")["equal"], true);
+    assert_eq!(step("lock")["bob_refused"], true);
+    assert!(step("lock")["bob_token"].as_u64() > step("lock")["alice_token"].as_u64());
+    assert_eq!(step("verify")["problems"], 0);
+    assert_eq!(step("snapshot")["events"], 4);
+}

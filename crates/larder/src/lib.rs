@@ -1,0 +1,274 @@
+//! larder: an event-sourced application's log inside a git repository.
+//!
+//! [`Larder`] is the one handle: open or create a repository, append typed
+//! events to named logs (actor identity and hybrid-logical-clock timestamps
+//! filled in), sync with remotes, take snapshots, keep a projection's view,
+//! and take lease locks. Every layer is re-exported, so depending on
+//! `larder` alone gives everything.
+//!
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! let larder = larder::Larder::init(dir.path())?;
+//! let log = larder.log("notes")?;
+//! log.append("note.added", &"hello")?;
+//! assert_eq!(log.events()?.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+pub use larder_codec as codec;
+pub use larder_crdt as crdt;
+pub use larder_git as git;
+pub use larder_lock as lock;
+pub use larder_snapshot as snapshot;
+pub use larder_sync as sync;
+pub use larder_wal as wal;
+
+use codec::{ActorId, Envelope, Payload};
+use crdt::{Hlc, SystemClock};
+use git::{GitRepo, ObjectId};
+
+/// Any failure of any layer, with the layer's own typed error inside.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LarderError {
+    /// Encoding or decoding events.
+    #[error(transparent)]
+    Codec(#[from] codec::CodecError),
+    /// Clocks and projections.
+    #[error(transparent)]
+    Crdt(#[from] crdt::CrdtError),
+    /// The git backend.
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+    /// The write-ahead log.
+    #[error(transparent)]
+    Wal(#[from] Box<wal::WalError>),
+    /// Sync.
+    #[error(transparent)]
+    Sync(#[from] Box<sync::SyncError>),
+    /// Snapshots and the view.
+    #[error(transparent)]
+    Snapshot(#[from] Box<snapshot::SnapshotError>),
+    /// Locks.
+    #[error(transparent)]
+    Lock(#[from] Box<lock::LockError>),
+    /// Reading or writing the actor identity file.
+    #[error("actor identity {path}: {reason}")]
+    Identity {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+macro_rules! boxed_from {
+    ($($t:ty => $v:ident),*) => {$(
+        impl From<$t> for LarderError {
+            fn from(e: $t) -> Self {
+                LarderError::$v(Box::new(e))
+            }
+        }
+    )*};
+}
+boxed_from!(wal::WalError => Wal, sync::SyncError => Sync, snapshot::SnapshotError => Snapshot, lock::LockError => Lock);
+
+/// Shorthand for results whose error is [`LarderError`].
+pub type Result<T, E = LarderError> = std::result::Result<T, E>;
+
+/// A repository holding larder logs.
+pub struct Larder {
+    repo: GitRepo,
+    actor: ActorId,
+    clock: Arc<Mutex<Hlc<SystemClock>>>,
+}
+
+impl std::fmt::Debug for Larder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Larder")
+            .field("git_dir", &self.repo.git_dir())
+            .field("actor", &self.actor)
+            .finish()
+    }
+}
+
+impl Larder {
+    /// Opens an existing repository (work tree or git dir, bare or not).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::with_repo(GitRepo::open(path)?)
+    }
+
+    /// Creates a repository with a work tree at `path`, or opens it.
+    pub fn init(path: impl AsRef<Path>) -> Result<Self> {
+        Self::with_repo(GitRepo::init(path)?)
+    }
+
+    /// Creates a bare repository at `path`, or opens it.
+    pub fn init_bare(path: impl AsRef<Path>) -> Result<Self> {
+        Self::with_repo(GitRepo::init_bare(path)?)
+    }
+
+    fn with_repo(repo: GitRepo) -> Result<Self> {
+        let actor = load_or_create_actor(&repo)?;
+        Ok(Self {
+            repo,
+            actor,
+            clock: Arc::new(Mutex::new(Hlc::new(SystemClock))),
+        })
+    }
+
+    /// This replica's actor id: created on first use (`actor-<16 hex>`) and
+    /// stored in `<git dir>/larder/actor`, so it survives restarts and never
+    /// travels with pushes.
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+
+    /// The repository.
+    pub fn repo(&self) -> &GitRepo {
+        &self.repo
+    }
+
+    /// The log named `name` (`refs/larder/<name>/wal`).
+    pub fn log(&self, name: &str) -> Result<Log> {
+        let wal = wal::WalManager::new(self.repo.clone(), name)?;
+        Ok(Log {
+            wal,
+            actor: self.actor.clone(),
+            clock: self.clock.clone(),
+        })
+    }
+
+    /// A sync manager for log `name` with `remote` (git-config name, path or URL).
+    pub fn sync(&self, name: &str, remote: &str) -> Result<sync::SyncManager> {
+        Ok(sync::SyncManager::new(
+            self.log(name)?.wal,
+            self.actor.clone(),
+            remote,
+        )?)
+    }
+
+    /// Snapshots of log `name`.
+    pub fn snapshots(&self, name: &str) -> Result<snapshot::SnapshotManager> {
+        Ok(snapshot::SnapshotManager::new(self.log(name)?.wal))
+    }
+
+    /// Lease locks decided by this repository (agents sharing one clone).
+    pub fn locks(&self) -> lock::LockManager {
+        lock::LockManager::new(
+            lock::Authority::Local(self.repo.clone()),
+            self.actor.clone(),
+        )
+    }
+
+    /// Lease locks decided by `remote` (path, `file://` or network URL).
+    pub fn locks_on(&self, remote: &str) -> Result<lock::LockManager> {
+        let authority = lock::Authority::remote(&self.repo, remote)?;
+        Ok(lock::LockManager::new(authority, self.actor.clone()))
+    }
+}
+
+fn load_or_create_actor(repo: &GitRepo) -> Result<ActorId> {
+    let path = repo.git_dir().join("larder").join("actor");
+    let err = |reason: String| LarderError::Identity {
+        path: path.display().to_string(),
+        reason,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(ActorId::new(text.trim())?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let seed = format!(
+                "{}:{}:{:?}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0),
+                repo.git_dir()
+            );
+            let hash = codec::blake2b256(&[seed.as_bytes()]);
+            let id: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+            let actor = ActorId::new(format!("actor-{id}"))?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+            }
+            // Create-new: if another process won the race, use its id.
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    writeln!(f, "{actor}").map_err(|e| err(e.to_string()))?;
+                    Ok(actor)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
+                    Ok(ActorId::new(text.trim())?)
+                }
+                Err(e) => Err(err(e.to_string())),
+            }
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+/// One log, appending as this replica's actor with its clock.
+pub struct Log {
+    wal: wal::WalManager,
+    actor: ActorId,
+    clock: Arc<Mutex<Hlc<SystemClock>>>,
+}
+
+impl Log {
+    /// Appends one event of `kind` with any serde `data`; returns the commit.
+    pub fn append<T: Serialize + ?Sized>(&self, kind: &str, data: &T) -> Result<ObjectId> {
+        self.append_batch(&[(kind, Payload::from_serde(data)?)])
+    }
+
+    /// Appends several events as one batch (one chunk, one commit).
+    pub fn append_batch(&self, events: &[(&str, Payload)]) -> Result<ObjectId> {
+        let mut envelopes = Vec::with_capacity(events.len());
+        {
+            let mut clock = self
+                .clock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (kind, payload) in events {
+                envelopes.push(Envelope::new(
+                    self.actor.clone(),
+                    clock.now()?,
+                    *kind,
+                    payload.clone(),
+                )?);
+            }
+        }
+        Ok(self.wal.append(&envelopes)?)
+    }
+
+    /// Every event in the CRDT total order (the same on every replica).
+    pub fn events(&self) -> Result<Vec<Envelope>> {
+        let mut events = self.wal.read_all()?;
+        crdt::sort_events(&mut events);
+        Ok(events)
+    }
+
+    /// Folds every event, in the total order, into projection `P`.
+    pub fn project<P: crdt::Projection + Default>(&self) -> Result<P> {
+        let mut p = crdt::Projector::<P>::default();
+        p.apply_all(&self.events()?)?;
+        Ok(p.into_state())
+    }
+
+    /// The write-ahead log underneath.
+    pub fn wal(&self) -> &wal::WalManager {
+        &self.wal
+    }
+}
