@@ -66,8 +66,144 @@ enum Command {
         #[arg(long)]
         log: String,
     },
+    /// Pull from the remote, merge, and push (the default remote is `origin`).
+    Sync {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// Remote name from git config, path or URL.
+        #[arg(long, default_value = "origin")]
+        remote: String,
+    },
+    /// Fetch, verify and merge every replica's head.
+    Pull {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// Remote name from git config, path or URL.
+        #[arg(long, default_value = "origin")]
+        remote: String,
+    },
+    /// Publish this replica's head.
+    Push {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// Remote name from git config, path or URL.
+        #[arg(long, default_value = "origin")]
+        remote: String,
+    },
+    /// Create, list or garbage-collect snapshots.
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotAction,
+    },
+    /// Lease locks with fencing tokens.
+    Lock {
+        #[command(subcommand)]
+        action: LockAction,
+    },
+    /// Counts for a log: commits, events, actors, chunk bytes, snapshot coverage.
+    Stats {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+    },
     /// Show larder end to end in a temporary directory.
     Demo,
+}
+
+#[derive(Subcommand)]
+enum SnapshotAction {
+    /// Snapshot every event of the log, with the key-value state.
+    Create {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+    },
+    /// List snapshots, newest first.
+    List {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+    },
+    /// Delete all but the newest N snapshots.
+    Gc {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// How many to keep.
+        #[arg(long)]
+        keep: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum LockAction {
+    /// Acquire a lease; exit code 3 if another holder has it.
+    Acquire {
+        /// The resource.
+        resource: String,
+        /// Lease length, e.g. 30s, 5m, 1500ms.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        ttl: u64,
+        /// Authority: a remote (path or URL); the local repository if absent.
+        #[arg(long)]
+        remote: Option<String>,
+    },
+    /// Extend a lease you hold.
+    Renew {
+        /// The resource.
+        resource: String,
+        /// The lease's fencing token (default: the current one, if yours).
+        #[arg(long)]
+        token: Option<u64>,
+        /// New lease length from now.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        ttl: u64,
+        /// Authority remote.
+        #[arg(long)]
+        remote: Option<String>,
+    },
+    /// Release a lease you hold (from any process acting as this replica).
+    Release {
+        /// The resource.
+        resource: String,
+        /// The lease's fencing token (default: the current one, if yours).
+        #[arg(long)]
+        token: Option<u64>,
+        /// Authority remote.
+        #[arg(long)]
+        remote: Option<String>,
+    },
+    /// List every lock.
+    List {
+        /// Authority remote.
+        #[arg(long)]
+        remote: Option<String>,
+    },
+}
+
+/// Parses `30s`, `5m`, `2h`, `1500ms` or plain milliseconds.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, ""), |i| text.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s, 5m, 1500ms"))?;
+    let factor = match unit {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?} (use ms, s, m, h)"
+            ));
+        }
+    };
+    Ok(n.saturating_mul(factor))
 }
 
 fn main() -> ExitCode {
@@ -204,7 +340,242 @@ fn run(cli: &Cli) -> Result<ExitCode, LarderError> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Sync { log, remote }
+        | Command::Pull { log, remote }
+        | Command::Push { log, remote } => {
+            let larder = open(&cli.dir)?;
+            let sync = larder.sync(log, remote)?;
+            let report = match &cli.command {
+                Command::Sync { .. } => sync.sync()?,
+                Command::Pull { .. } => sync.pull()?,
+                _ => sync.push()?,
+            };
+            let head = report.new_head.map(|h| h.to_string()).unwrap_or_default();
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({ "commits_received": report.commits_received, "events_received": report.events_received,
+                            "commits_sent": report.commits_sent, "events_sent": report.events_sent,
+                            "pushed": report.pushed, "head": head, "retries": report.retries })
+                );
+            } else {
+                println!(
+                    "received {} commits ({} events), sent {} commits ({} events){}; head {head}",
+                    report.commits_received,
+                    report.events_received,
+                    report.commits_sent,
+                    report.events_sent,
+                    if report.pushed { ", pushed" } else { "" }
+                );
+            }
+        }
+        Command::Snapshot { action } => {
+            let larder = open(&cli.dir)?;
+            match action {
+                SnapshotAction::Create { log } => {
+                    let s = larder
+                        .snapshots(log)?
+                        .create_with::<larder::crdt::KvProjection>()?;
+                    if cli.json {
+                        println!(
+                            "{}",
+                            json!({ "name": s.name, "commit": s.commit.to_string(), "events": s.meta.event_count })
+                        );
+                    } else {
+                        println!("snapshot {} covering {} events", s.name, s.meta.event_count);
+                    }
+                }
+                SnapshotAction::List { log } => {
+                    for entry in larder.snapshots(log)?.list()? {
+                        match entry {
+                            Ok(s) if cli.json => println!(
+                                "{}",
+                                json!({ "name": s.name, "events": s.meta.event_count, "created_ms": s.meta.created_ms, "wal_head": s.meta.wal_head })
+                            ),
+                            Ok(s) => println!(
+                                "{} {} events (wal {})",
+                                s.name,
+                                s.meta.event_count,
+                                &s.meta.wal_head[..12]
+                            ),
+                            Err(e) if cli.json => println!("{}", json!({ "error": e.to_string() })),
+                            Err(e) => println!("bad: {e}"),
+                        }
+                    }
+                }
+                SnapshotAction::Gc { log, keep } => {
+                    let deleted = larder.snapshots(log)?.gc(*keep)?;
+                    if cli.json {
+                        println!("{}", json!({ "deleted": deleted, "kept": keep }));
+                    } else {
+                        println!("deleted {deleted} snapshot(s), kept the newest {keep}");
+                    }
+                }
+            }
+        }
+        Command::Lock { action } => return lock(cli, action),
+        Command::Stats { log } => {
+            let larder = open(&cli.dir)?;
+            let log_handle = larder.log(log)?;
+            let mut commits = 0u64;
+            let mut events = 0u64;
+            let mut actors = std::collections::BTreeSet::new();
+            let mut bytes = 0u64;
+            for c in log_handle.wal().commits_since(None)? {
+                let c = c?;
+                commits += 1;
+                events += c.events.len() as u64;
+                for e in &c.events {
+                    actors.insert(e.actor().to_string());
+                }
+                if !c.events.is_empty() {
+                    bytes += larder::codec::encode_chunk(&c.events)
+                        .map(|b| b.len() as u64)
+                        .unwrap_or(0);
+                }
+            }
+            let covered = larder
+                .snapshots(log)?
+                .latest()?
+                .map(|s| s.meta.event_count)
+                .unwrap_or(0);
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({ "commits": commits, "events": events, "actors": actors.len(), "chunk_bytes": bytes, "snapshot_events": covered })
+                );
+            } else {
+                println!(
+                    "{commits} commits, {events} events from {} actors, {bytes} chunk bytes; latest snapshot covers {covered} events",
+                    actors.len()
+                );
+            }
+        }
         Command::Demo => demo::run(cli.json)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lock(cli: &Cli, action: &LockAction) -> Result<ExitCode, LarderError> {
+    use larder::lock::LockError;
+    let larder = open(&cli.dir)?;
+    let manager = |remote: &Option<String>| match remote {
+        Some(r) => larder.locks_on(r),
+        None => Ok(larder.locks()),
+    };
+    // The token of `resource` if this replica holds it.
+    let current_token =
+        |m: &larder::lock::LockManager, resource: &str| -> Result<u64, LarderError> {
+            Ok(m.check(resource)?
+                .filter(|i| i.holder.as_deref() == Some(m.actor().as_str()))
+                .map_or(0, |i| i.token))
+        };
+    match action {
+        LockAction::Acquire {
+            resource,
+            ttl,
+            remote,
+        } => match manager(remote)?.acquire(resource, *ttl) {
+            Ok(lease) => {
+                if cli.json {
+                    println!(
+                        "{}",
+                        json!({ "token": lease.token, "resource": lease.resource, "holder": lease.holder.as_str(), "expires_ms": lease.expires_ms })
+                    );
+                } else {
+                    println!(
+                        "acquired {} with fencing token {}",
+                        lease.resource, lease.token
+                    );
+                }
+            }
+            Err(LockError::Held {
+                resource,
+                holder,
+                expires_in_ms,
+                token,
+            }) => {
+                if cli.json {
+                    println!(
+                        "{}",
+                        json!({ "held": true, "resource": resource, "holder": holder, "token": token, "expires_in_ms": expires_in_ms })
+                    );
+                } else {
+                    eprintln!(
+                        "larder: {resource} is held by {holder} (token {token}) for another {expires_in_ms} ms"
+                    );
+                }
+                return Ok(ExitCode::from(3));
+            }
+            Err(e) => return Err(e.into()),
+        },
+        LockAction::Renew {
+            resource,
+            token,
+            ttl,
+            remote,
+        } => {
+            let m = manager(remote)?;
+            let token = match token {
+                Some(t) => *t,
+                None => current_token(&m, resource)?,
+            };
+            let lease = larder::lock::Lease {
+                resource: resource.clone(),
+                holder: m.actor().clone(),
+                token,
+                acquired_ms: 0,
+                expires_ms: 0,
+            };
+            let renewed = m.renew(&lease, *ttl)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({ "token": renewed.token, "resource": renewed.resource, "expires_ms": renewed.expires_ms })
+                );
+            } else {
+                println!("renewed {} (token {})", renewed.resource, renewed.token);
+            }
+        }
+        LockAction::Release {
+            resource,
+            token,
+            remote,
+        } => {
+            let m = manager(remote)?;
+            let token = match token {
+                Some(t) => *t,
+                None => current_token(&m, resource)?,
+            };
+            m.release_token(resource, token)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({ "released": true, "resource": resource, "token": token })
+                );
+            } else {
+                println!("released {resource} (token {token})");
+            }
+        }
+        LockAction::List { remote } => {
+            for entry in manager(remote)?.list()? {
+                match entry {
+                    Ok(i) if cli.json => println!(
+                        "{}",
+                        json!({ "resource": i.resource, "holder": i.holder, "token": i.token, "live": i.live, "expires_ms": i.expires_ms })
+                    ),
+                    Ok(i) => println!(
+                        "{} {} token {}{}",
+                        i.resource,
+                        i.holder.as_deref().unwrap_or("(free)"),
+                        i.token,
+                        if i.live { "" } else { " (not live)" }
+                    ),
+                    Err(e) if cli.json => println!("{}", json!({ "error": e.to_string() })),
+                    Err(e) => println!("bad: {e}"),
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -181,3 +181,139 @@ fn the_demo_runs_and_converges() {
     assert_eq!(step("verify")["problems"], 0);
     assert_eq!(step("snapshot")["events"], 4);
 }
+
+#[test]
+fn sync_snapshot_lock_and_stats_through_the_cli() {
+    let top = tempfile::tempdir().unwrap();
+    let remote = top.path().join("remote.git");
+    let (a, b) = (top.path().join("a"), top.path().join("b"));
+    assert!(larder(&remote, &["init", "--bare"]).status.success());
+    let r = remote.display().to_string();
+    for dir in [&a, &b] {
+        assert!(larder(dir, &["init"]).status.success());
+    }
+    larder(
+        &a,
+        &[
+            "append",
+            "--log",
+            "kv",
+            "--kind",
+            "kv.set",
+            "--data",
+            r#"["x", 1]"#,
+        ],
+    );
+    let pushed = larder(&a, &["--json", "push", "--log", "kv", "--remote", &r]);
+    let pushed: serde_json::Value = serde_json::from_str(stdout(&pushed).trim()).unwrap();
+    assert_eq!(
+        (pushed["pushed"].clone(), pushed["events_sent"].clone()),
+        (true.into(), 1.into())
+    );
+    let pulled = larder(&b, &["--json", "sync", "--log", "kv", "--remote", &r]);
+    let pulled: serde_json::Value = serde_json::from_str(stdout(&pulled).trim()).unwrap();
+    assert_eq!(pulled["events_received"], 1);
+    let out = larder(&b, &["--json", "pull", "--log", "kv", "--remote", &r]);
+    assert!(out.status.success());
+
+    // Snapshots.
+    let created = larder(&b, &["--json", "snapshot", "create", "--log", "kv"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    larder(
+        &b,
+        &[
+            "append",
+            "--log",
+            "kv",
+            "--kind",
+            "kv.set",
+            "--data",
+            r#"["y", 2]"#,
+        ],
+    );
+    larder(&b, &["snapshot", "create", "--log", "kv"]);
+    let listed = larder(&b, &["--json", "snapshot", "list", "--log", "kv"]);
+    assert_eq!(stdout(&listed).lines().count(), 2);
+    let gc = larder(
+        &b,
+        &["--json", "snapshot", "gc", "--log", "kv", "--keep", "1"],
+    );
+    assert!(stdout(&gc).contains("\"deleted\":1"), "{}", stdout(&gc));
+    let stats = larder(&b, &["--json", "stats", "--log", "kv"]);
+    let stats: serde_json::Value = serde_json::from_str(stdout(&stats).trim()).unwrap();
+    assert_eq!(
+        (
+            stats["events"].clone(),
+            stats["actors"].clone(),
+            stats["snapshot_events"].clone()
+        ),
+        (2.into(), 2.into(), 2.into())
+    );
+
+    // Locks through the shared remote.
+    let got = larder(
+        &a,
+        &[
+            "--json", "lock", "acquire", "deploy", "--ttl", "60s", "--remote", &r,
+        ],
+    );
+    assert!(got.status.success());
+    let got: serde_json::Value = serde_json::from_str(stdout(&got).trim()).unwrap();
+    let token = got["token"].as_u64().unwrap();
+    let held = larder(&b, &["--json", "lock", "acquire", "deploy", "--remote", &r]);
+    assert_eq!(held.status.code(), Some(3), "held by another: exit code 3");
+    assert!(stdout(&held).contains("\"held\":true"));
+    let listed = larder(&b, &["--json", "lock", "list", "--remote", &r]);
+    assert!(stdout(&listed).contains("\"resource\":\"deploy\""));
+    // A later, separate process of `a` releases it by resource and token.
+    let bad = larder(
+        &b,
+        &[
+            "lock",
+            "release",
+            "deploy",
+            "--token",
+            &token.to_string(),
+            "--remote",
+            &r,
+        ],
+    );
+    assert!(!bad.status.success(), "b does not hold it");
+    let released = larder(
+        &a,
+        &[
+            "lock",
+            "release",
+            "deploy",
+            "--token",
+            &token.to_string(),
+            "--remote",
+            &r,
+        ],
+    );
+    assert!(
+        released.status.success(),
+        "{}",
+        String::from_utf8_lossy(&released.stderr)
+    );
+    let next = larder(&b, &["--json", "lock", "acquire", "deploy", "--remote", &r]);
+    let next: serde_json::Value = serde_json::from_str(stdout(&next).trim()).unwrap();
+    assert_eq!(next["token"].as_u64().unwrap(), token + 1);
+    let renewed = larder(
+        &b,
+        &[
+            "--json", "lock", "renew", "deploy", "--ttl", "5m", "--remote", &r,
+        ],
+    );
+    assert!(
+        renewed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&renewed.stderr)
+    );
+    let bad_ttl = larder(&b, &["lock", "acquire", "x", "--ttl", "5 parsecs"]);
+    assert_eq!(bad_ttl.status.code(), Some(2));
+}
