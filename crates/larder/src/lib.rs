@@ -145,6 +145,26 @@ impl Larder {
         })
     }
 
+    /// Log `name` with projection `P` registered: every append and sync
+    /// through the returned handle also updates `P`'s redb view, and
+    /// applies `policy` for automatic snapshots.
+    pub fn log_with_view<P: crdt::Projection + Default>(
+        &self,
+        name: &str,
+        policy: snapshot::SnapshotPolicy,
+    ) -> Result<ViewedLog<P>> {
+        let log = self.log(name)?;
+        let snapshots =
+            snapshot::SnapshotManager::with_clock(log.wal.clone(), Arc::new(SystemClock), policy);
+        let mut view = snapshot::View::<P>::open(snapshot::SnapshotManager::new(log.wal.clone()))?;
+        view.update()?;
+        Ok(ViewedLog {
+            log,
+            view,
+            snapshots,
+        })
+    }
+
     /// A sync manager for log `name` with `remote` (git-config name, path or URL).
     pub fn sync(&self, name: &str, remote: &str) -> Result<sync::SyncManager> {
         Ok(sync::SyncManager::new(
@@ -270,5 +290,59 @@ impl Log {
     /// The write-ahead log underneath.
     pub fn wal(&self) -> &wal::WalManager {
         &self.wal
+    }
+}
+
+/// A log with a registered projection whose redb view is kept up to date
+/// (see [`Larder::log_with_view`]).
+pub struct ViewedLog<P: crdt::Projection> {
+    log: Log,
+    view: snapshot::View<P>,
+    snapshots: snapshot::SnapshotManager,
+}
+
+impl<P: crdt::Projection + Default> ViewedLog<P> {
+    /// Appends one event, then updates the view (and snapshots if due).
+    pub fn append<T: Serialize + ?Sized>(&mut self, kind: &str, data: &T) -> Result<ObjectId> {
+        let commit = self.log.append(kind, data)?;
+        self.refresh()?;
+        Ok(commit)
+    }
+
+    /// Appends a batch, then updates the view (and snapshots if due).
+    pub fn append_batch(&mut self, events: &[(&str, Payload)]) -> Result<ObjectId> {
+        let commit = self.log.append_batch(events)?;
+        self.refresh()?;
+        Ok(commit)
+    }
+
+    /// Syncs with `remote` as `actor`, then updates the view.
+    pub fn sync(&mut self, larder: &Larder, remote: &str) -> Result<sync::SyncReport> {
+        let report =
+            sync::SyncManager::new(self.log.wal.clone(), larder.actor().clone(), remote)?.sync()?;
+        self.refresh()?;
+        Ok(report)
+    }
+
+    /// Folds whatever the log gained into the view; snapshots per policy.
+    pub fn refresh(&mut self) -> Result<u64> {
+        let applied = self.view.update()?;
+        self.snapshots.maybe_create::<P>()?;
+        Ok(applied)
+    }
+
+    /// The projection's current state.
+    pub fn state(&self) -> &P {
+        self.view.state()
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The view (position, rebuild).
+    pub fn view_mut(&mut self) -> &mut snapshot::View<P> {
+        &mut self.view
     }
 }
