@@ -281,7 +281,7 @@ fn run(cli: &Cli) -> Result<ExitCode, LarderError> {
         }
         Command::Log { log, since, limit } => {
             let larder = open(&cli.dir)?;
-            let log = larder.log(log)?;
+            let log = existing_log(&larder, log)?;
             let mut events = match since {
                 Some(s) => {
                     let id = larder::git::ObjectId::from_hex(s.as_bytes()).map_err(|_| {
@@ -319,7 +319,10 @@ fn run(cli: &Cli) -> Result<ExitCode, LarderError> {
         }
         Command::Verify { log } => {
             let larder = open(&cli.dir)?;
-            let report = larder.log(log)?.wal().verify()?;
+            let handle = existing_log(&larder, log)?;
+            let report = with_progress(cli.json, &format!("verifying {log}"), || {
+                handle.wal().verify()
+            })?;
             if cli.json {
                 let problems: Vec<String> =
                     report.problems.iter().map(ToString::to_string).collect();
@@ -345,11 +348,16 @@ fn run(cli: &Cli) -> Result<ExitCode, LarderError> {
         | Command::Push { log, remote } => {
             let larder = open(&cli.dir)?;
             let sync = larder.sync(log, remote)?;
-            let report = match &cli.command {
-                Command::Sync { .. } => sync.sync()?,
-                Command::Pull { .. } => sync.pull()?,
-                _ => sync.push()?,
-            };
+            let report =
+                with_progress(
+                    cli.json,
+                    &format!("syncing {log} with {remote}"),
+                    || match &cli.command {
+                        Command::Sync { .. } => sync.sync(),
+                        Command::Pull { .. } => sync.pull(),
+                        _ => sync.push(),
+                    },
+                )?;
             let head = report.new_head.map(|h| h.to_string()).unwrap_or_default();
             if cli.json {
                 println!(
@@ -416,7 +424,7 @@ fn run(cli: &Cli) -> Result<ExitCode, LarderError> {
         Command::Lock { action } => return lock(cli, action),
         Command::Stats { log } => {
             let larder = open(&cli.dir)?;
-            let log_handle = larder.log(log)?;
+            let log_handle = existing_log(&larder, log)?;
             let mut commits = 0u64;
             let mut events = 0u64;
             let mut actors = std::collections::BTreeSet::new();
@@ -580,6 +588,26 @@ fn lock(cli: &Cli, action: &LockAction) -> Result<ExitCode, LarderError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs `work` with a spinner on a terminal; silently otherwise (pipes,
+/// `--json`), so scripts never see progress output.
+fn with_progress<T>(json_mode: bool, message: &str, work: impl FnOnce() -> T) -> T {
+    use std::io::IsTerminal;
+    if json_mode || !std::io::stderr().is_terminal() {
+        return work();
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(message.to_owned());
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let result = work();
+    spinner.finish_and_clear();
+    result
+}
+
 fn open(dir: &std::path::Path) -> Result<Larder, LarderError> {
     Larder::open(dir)
+}
+
+/// The log `name`, which must exist: reading a misspelt log should say so.
+fn existing_log(larder: &Larder, name: &str) -> Result<larder::Log, LarderError> {
+    larder.existing_log(name)
 }

@@ -120,6 +120,10 @@ fn user_mistakes_get_one_clear_line_and_a_failure_code() {
     assert!(err.contains("invalid JSON"), "{err}");
     assert_eq!(err.lines().count(), 1);
 
+    let unknown = larder(dir.path(), &["log", "--log", "nope"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no log named nope"));
+    larder(dir.path(), &["append", "--log", "x", "--data", "1"]);
     let bad_since = larder(dir.path(), &["log", "--log", "x", "--since", "zz"]);
     assert!(!bad_since.status.success());
     let bad_name = larder(dir.path(), &["append", "--log", "a/b", "--data", "1"]);

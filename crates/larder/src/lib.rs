@@ -16,6 +16,11 @@
 //! ```
 #![deny(missing_docs)]
 
+/// The README's library example, compiled as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -58,6 +63,16 @@ pub enum LarderError {
     /// Locks.
     #[error(transparent)]
     Lock(#[from] Box<lock::LockError>),
+    /// A log that has no commits where one was required.
+    #[error(
+        "no log named {log} in this repository (known: {known}); append to it first or check the name"
+    )]
+    NoSuchLog {
+        /// The name asked for.
+        log: String,
+        /// The logs that exist, comma-separated.
+        known: String,
+    },
     /// Reading or writing the actor identity file.
     #[error("actor identity {path}: {reason}")]
     Identity {
@@ -133,6 +148,38 @@ impl Larder {
     /// The repository.
     pub fn repo(&self) -> &GitRepo {
         &self.repo
+    }
+
+    /// The names of the logs that have at least one commit.
+    pub fn logs(&self) -> Result<Vec<String>> {
+        Ok(self
+            .repo
+            .list_refs("refs/larder/")?
+            .into_iter()
+            .filter_map(|(r, _)| {
+                r.strip_prefix("refs/larder/")?
+                    .strip_suffix("/wal")
+                    .map(str::to_owned)
+            })
+            .filter(|name| !name.contains('/'))
+            .collect())
+    }
+
+    /// The log `name`, which must already have commits ([`LarderError::NoSuchLog`] otherwise).
+    pub fn existing_log(&self, name: &str) -> Result<Log> {
+        let log = self.log(name)?;
+        if log.wal.head()?.is_none() {
+            let known = self.logs()?;
+            return Err(LarderError::NoSuchLog {
+                log: name.into(),
+                known: if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                },
+            });
+        }
+        Ok(log)
     }
 
     /// The log named `name` (`refs/larder/<name>/wal`).
