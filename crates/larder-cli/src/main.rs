@@ -471,13 +471,18 @@ fn lock(cli: &Cli, action: &LockAction) -> Result<ExitCode, LarderError> {
         Some(r) => larder.locks_on(r),
         None => Ok(larder.locks()),
     };
-    // The token of `resource` if this replica holds it.
-    let current_token =
-        |m: &larder::lock::LockManager, resource: &str| -> Result<u64, LarderError> {
-            Ok(m.check(resource)?
-                .filter(|i| i.holder.as_deref() == Some(m.actor().as_str()))
-                .map_or(0, |i| i.token))
-        };
+    // The token given, else the current one if this replica holds it.
+    let token_or_current = |m: &larder::lock::LockManager,
+                            resource: &str,
+                            token: &Option<u64>|
+     -> Result<u64, LarderError> {
+        if let Some(t) = token {
+            return Ok(*t);
+        }
+        Ok(m.check(resource)?
+            .filter(|i| i.holder.as_deref() == Some(m.actor().as_str()))
+            .map_or(0, |i| i.token))
+    };
     match action {
         LockAction::Acquire {
             resource,
@@ -524,10 +529,7 @@ fn lock(cli: &Cli, action: &LockAction) -> Result<ExitCode, LarderError> {
             remote,
         } => {
             let m = manager(remote)?;
-            let token = match token {
-                Some(t) => *t,
-                None => current_token(&m, resource)?,
-            };
+            let token = token_or_current(&m, resource, token)?;
             let lease = larder::lock::Lease {
                 resource: resource.clone(),
                 holder: m.actor().clone(),
@@ -551,10 +553,7 @@ fn lock(cli: &Cli, action: &LockAction) -> Result<ExitCode, LarderError> {
             remote,
         } => {
             let m = manager(remote)?;
-            let token = match token {
-                Some(t) => *t,
-                None => current_token(&m, resource)?,
-            };
+            let token = token_or_current(&m, resource, token)?;
             m.release_token(resource, token)?;
             if cli.json {
                 println!(

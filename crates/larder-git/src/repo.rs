@@ -244,17 +244,20 @@ impl GitRepo {
         self.repo.has_object(id)
     }
 
+    /// Any object, or a typed error: missing, or unreadable (corrupt).
+    pub(crate) fn find_any(&self, id: ObjectId) -> Result<gix::Object<'_>> {
+        match self.repo.try_find_object(id) {
+            Ok(Some(object)) => Ok(object),
+            Ok(None) => Err(GitError::ObjectMissing { id }),
+            Err(e) => Err(GitError::CorruptObject {
+                id,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
     fn find(&self, id: ObjectId, expected: gix::objs::Kind) -> Result<gix::Object<'_>> {
-        let object = match self.repo.try_find_object(id) {
-            Ok(Some(object)) => object,
-            Ok(None) => return Err(GitError::ObjectMissing { id }),
-            Err(e) => {
-                return Err(GitError::CorruptObject {
-                    id,
-                    reason: e.to_string(),
-                });
-            }
-        };
+        let object = self.find_any(id)?;
         if object.kind != expected {
             return Err(GitError::WrongObjectKind {
                 id,
@@ -361,14 +364,7 @@ impl GitRepo {
                 expected: previous,
                 new: Target::Object(new),
             },
-            name: name
-                .try_into()
-                .map_err(
-                    |e: gix::validate::reference::name::Error| GitError::InvalidRefName {
-                        name: name.into(),
-                        reason: e.to_string(),
-                    },
-                )?,
+            name: full_name(name)?,
             deref: false,
         };
         self.apply(name, expected, edit)
@@ -382,14 +378,7 @@ impl GitRepo {
                 expected: PreviousValue::MustExistAndMatch(Target::Object(expected)),
                 log: RefLog::AndReference,
             },
-            name: name
-                .try_into()
-                .map_err(
-                    |e: gix::validate::reference::name::Error| GitError::InvalidRefName {
-                        name: name.into(),
-                        reason: e.to_string(),
-                    },
-                )?,
+            name: full_name(name)?,
             deref: false,
         };
         self.apply(name, Expected::MustBe(expected), edit)
@@ -548,6 +537,16 @@ fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// `name` as gix's validated full reference name.
+fn full_name(name: &str) -> Result<gix::refs::FullName> {
+    name.try_into().map_err(
+        |e: gix::validate::reference::name::Error| GitError::InvalidRefName {
+            name: name.into(),
+            reason: e.to_string(),
+        },
+    )
 }
 
 fn sync_path(path: &Path) -> Result<()> {

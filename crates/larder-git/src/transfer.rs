@@ -34,16 +34,7 @@ impl GitRepo {
         let mut stack: Vec<(ObjectId, bool)> = tips.iter().map(|t| (*t, false)).collect();
         while let Some((id, expanded)) = stack.pop() {
             if expanded {
-                let object = match source.gix().try_find_object(id) {
-                    Ok(Some(o)) => o,
-                    Ok(None) => return Err(GitError::ObjectMissing { id }),
-                    Err(e) => {
-                        return Err(GitError::CorruptObject {
-                            id,
-                            reason: e.to_string(),
-                        });
-                    }
-                };
+                let object = source.find_any(id)?;
                 batch.push((id, object.kind, object.detach().data));
                 copied += 1;
                 continue;
@@ -80,16 +71,7 @@ impl GitRepo {
     /// The objects `id` refers to: a commit's tree and parents, a tree's
     /// entries (submodule links excluded), nothing for a blob.
     fn references_of(&self, id: ObjectId) -> Result<Vec<ObjectId>> {
-        let object = match self.gix().try_find_object(id) {
-            Ok(Some(o)) => o,
-            Ok(None) => return Err(GitError::ObjectMissing { id }),
-            Err(e) => {
-                return Err(GitError::CorruptObject {
-                    id,
-                    reason: e.to_string(),
-                });
-            }
-        };
+        let object = self.find_any(id)?;
         let corrupt = |e: &dyn std::fmt::Display| GitError::CorruptObject {
             id,
             reason: e.to_string(),
