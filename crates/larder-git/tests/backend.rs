@@ -143,3 +143,39 @@ fn an_unconfigured_machine_can_commit_and_log_refs() {
         vec![("refs/remotes/origin/x".to_string(), a)]
     );
 }
+
+#[test]
+fn push_porcelain_output_becomes_typed_outcomes() {
+    use larder_git::{PushOutcome, parse_push};
+    let r = "refs/larder/kv/heads/a";
+    let ok = format!("To /remote\n \t0123:{r}\t[new branch]\nDone\n");
+    assert_eq!(parse_push("u", r, &ok, "").unwrap(), PushOutcome::Updated);
+    let same = format!("To /remote\n=\t0123:{r}\t[up to date]\nDone\n");
+    assert_eq!(
+        parse_push("u", r, &same, "").unwrap(),
+        PushOutcome::UpToDate
+    );
+    for reason in [
+        "[rejected] (fetch first)",
+        "[rejected] (stale info)",
+        "[rejected] (non-fast-forward)",
+    ] {
+        let out = format!("To /remote\n!\t0123:{r}\t{reason}\nDone\n");
+        assert!(
+            matches!(parse_push("u", r, &out, "").unwrap(), PushOutcome::Lost(s) if s == reason)
+        );
+    }
+    let hook =
+        format!("To /remote\n!\t0123:{r}\t[remote rejected] (pre-receive hook declined)\nDone\n");
+    assert!(
+        matches!(parse_push("u", r, &hook, ""), Err(GitError::Remote { reason, .. }) if reason.contains("hook declined"))
+    );
+    let auth = parse_push("u", r, "", "fatal: Authentication failed for 'https://x'\n");
+    assert!(
+        matches!(auth, Err(GitError::Remote { reason, .. }) if reason.starts_with("authentication failed"))
+    );
+    let other = parse_push("u", r, "", "fatal: could not read from remote repository\n");
+    assert!(
+        matches!(other, Err(GitError::Remote { reason, .. }) if reason.starts_with("remote failed"))
+    );
+}

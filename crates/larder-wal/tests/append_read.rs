@@ -295,3 +295,45 @@ fn a_forged_generation_is_detected() {
     );
     assert_eq!(log.trim(), "1", "git reads the trailer too");
 }
+
+#[test]
+fn a_stale_ref_lock_is_a_typed_error_naming_the_file() {
+    // What a writer killed between taking and releasing the ref lock leaves.
+    let dir = tempfile::tempdir().unwrap();
+    let repo = larder_git::GitRepo::init(dir.path()).unwrap();
+    let options = larder_wal::WalOptions {
+        max_lock_waits: 2,
+        ..Default::default()
+    };
+    let wal = WalManager::with_options(repo, "test", options).unwrap();
+    wal.append(&batch("a", 0, 1)).unwrap();
+    let lock = dir.path().join(".git/refs/larder/test/wal.lock");
+    std::fs::write(&lock, b"").unwrap();
+    let head = wal.head().unwrap();
+    match wal.append(&batch("a", 1, 1)) {
+        Err(WalError::Locked { lock_path, .. }) => {
+            assert_eq!(std::path::Path::new(&lock_path), lock)
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    assert_eq!(wal.head().unwrap(), head, "nothing appended");
+    std::fs::remove_file(&lock).unwrap();
+    wal.append(&batch("a", 1, 1)).unwrap();
+    assert_eq!(wal.read_all().unwrap().len(), 2);
+}
+
+#[test]
+fn fsync_durability_appends_and_reads_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = larder_git::GitRepo::init_bare(dir.path()).unwrap();
+    let options = larder_wal::WalOptions {
+        durability: larder_wal::Durability::Fsync,
+        ..Default::default()
+    };
+    let wal = WalManager::with_options(repo, "test", options).unwrap();
+    let first = wal.append(&batch("a", 0, 3)).unwrap();
+    wal.append(&batch("a", 3, 2)).unwrap();
+    assert_eq!(keys(&wal.read_all().unwrap()).len(), 5);
+    assert_eq!(wal.read_since(first).unwrap().len(), 2);
+    git(dir.path(), &["fsck", "--full", "--strict"]);
+}
