@@ -436,11 +436,7 @@ fn run(cli: &Cli) -> Result<ExitCode, LarderError> {
                 for e in &c.events {
                     actors.insert(e.actor().to_string());
                 }
-                if !c.events.is_empty() {
-                    bytes += larder::codec::encode_chunk(&c.events)
-                        .map(|b| b.len() as u64)
-                        .unwrap_or(0);
-                }
+                bytes += c.chunk_bytes;
             }
             let covered = larder
                 .snapshots(log)?

@@ -258,6 +258,32 @@ fn sync_snapshot_lock_and_stats_through_the_cli() {
         (2.into(), 2.into(), 2.into())
     );
 
+    // chunk_bytes is the sum of the chunk blobs' sizes, as git sees them.
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .arg("-C")
+            .arg(&b)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let mut blob_bytes = 0u64;
+    for commit in git(&["log", "--format=%H", "refs/larder/kv/wal"]).lines() {
+        for line in git(&["ls-tree", "-r", "-l", commit])
+            .lines()
+            .filter(|l| l.ends_with(".bin"))
+        {
+            blob_bytes += line
+                .split_whitespace()
+                .nth(3)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+    }
+    assert_eq!(stats["chunk_bytes"].as_u64().unwrap(), blob_bytes);
+
     // Locks through the shared remote.
     let got = larder(
         &a,

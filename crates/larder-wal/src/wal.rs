@@ -67,6 +67,8 @@ pub struct WalCommit {
     pub meta: Meta,
     /// Its events in chunk order (empty for a merge).
     pub events: Vec<Envelope>,
+    /// The size of its chunk in bytes (0 for a merge).
+    pub chunk_bytes: u64,
 }
 
 /// What [`WalManager::merge`] did.
@@ -758,6 +760,7 @@ fn load_commit(
             parents: parents.to_vec(),
             meta,
             events: Vec::new(),
+            chunk_bytes: 0,
         });
     };
     let cid: ChunkId = chunk_hex.parse().map_err(|_| WalError::BadMeta {
@@ -851,6 +854,7 @@ fn load_commit(
         parents: parents.to_vec(),
         meta,
         events,
+        chunk_bytes: bytes.len() as u64,
     })
 }
 
