@@ -41,7 +41,7 @@ pub use envelope::{
     text_item,
 };
 pub use error::{CodecError, Result};
-pub use hash::{ChunkId, EventId, blake2b256};
+pub use hash::{ChunkId, EventId, blake2b256, to_hex};
 
 /// Re-exported so callers can build payloads from generic CBOR values.
 pub use ciborium::Value;

@@ -15,7 +15,7 @@ pub struct StateHash(pub [u8; 32]);
 
 impl fmt::Display for StateHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(&larder_codec::to_hex(&self.0))
     }
 }
 

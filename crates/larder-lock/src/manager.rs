@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use larder_codec::{ActorId, blake2b256};
+use larder_codec::{ActorId, blake2b256, to_hex};
 use larder_crdt::{Clock, SystemClock};
 use larder_git::ObjectId;
 use serde::{Deserialize, Serialize};
@@ -163,7 +163,7 @@ impl LockManager {
     /// resource name in hex, so names of any shape map to valid refs.
     pub fn ref_for(&self, resource: &str) -> String {
         let hash = blake2b256(&[resource.as_bytes()]);
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = to_hex(&hash);
         format!("{}{hex}", self.prefix())
     }
 
@@ -455,10 +455,7 @@ impl LockManager {
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         let seed = format!("{}:{}:{n}:{nanos}", self.actor, std::process::id());
-        blake2b256(&[seed.as_bytes()])[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        to_hex(&blake2b256(&[seed.as_bytes()])[..16])
     }
 }
 

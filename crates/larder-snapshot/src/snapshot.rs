@@ -126,9 +126,7 @@ impl std::fmt::Debug for SnapshotManager {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use larder_codec::to_hex as hex;
 
 /// Whether `name` is `<20 digits>-<16 lowercase hex>`.
 fn valid_name(name: &str) -> bool {

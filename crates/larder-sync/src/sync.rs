@@ -76,7 +76,7 @@ impl SyncManager {
             Some(url) => (remote.to_owned(), url),
             None => {
                 let hash = blake2b256(&[remote.as_bytes()]);
-                let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+                let hex = larder_codec::to_hex(&hash[..8]);
                 (format!("url-{hex}"), remote.to_owned())
             }
         };

@@ -260,7 +260,7 @@ fn load_or_create_actor(repo: &GitRepo) -> Result<ActorId> {
                 repo.git_dir()
             );
             let hash = codec::blake2b256(&[seed.as_bytes()]);
-            let id: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+            let id = codec::to_hex(&hash[..8]);
             let actor = ActorId::new(format!("actor-{id}"))?;
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
