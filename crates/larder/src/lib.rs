@@ -301,13 +301,21 @@ impl Log {
     }
 
     /// Appends several events as one batch (one chunk, one commit).
+    ///
+    /// Before stamping, the clock observes every event the log has gained
+    /// since it last looked — whether it came from this handle, a sync, or
+    /// another process — so a new event always sorts after every event the
+    /// replica already holds (causality, whatever the wall clocks say).
     pub fn append_batch(&self, events: &[(&str, Payload)]) -> Result<ObjectId> {
         let mut envelopes = Vec::with_capacity(events.len());
+        let observed_head;
+        let last;
         {
             let mut clock = self
                 .clock
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            observed_head = self.observe_log(&mut clock)?;
             for (kind, payload) in events {
                 envelopes.push(Envelope::new(
                     self.actor.clone(),
@@ -316,8 +324,71 @@ impl Log {
                     payload.clone(),
                 )?);
             }
+            last = clock.last();
         }
-        Ok(self.wal.append(&envelopes)?)
+        let commit = self.wal.append(&envelopes)?;
+        // Covered: everything up to the head observed before appending; the
+        // next append reads from there (including this commit). A cache: if
+        // it is lost or torn, the next append rereads the log.
+        if let Some(head) = observed_head {
+            let _ = std::fs::write(
+                self.clock_file(),
+                format!("{head} {} {}\n", last.millis, last.counter),
+            );
+        }
+        Ok(commit)
+    }
+
+    fn clock_file(&self) -> std::path::PathBuf {
+        self.wal
+            .repo()
+            .git_dir()
+            .join("larder")
+            .join(self.wal.log())
+            .join("clock")
+    }
+
+    /// Moves `clock` past every event in the log that it has not seen yet
+    /// and returns the head it covered. Timestamps beyond the clock's drift
+    /// bound are not adopted (the drift guard), and do not block appends.
+    fn observe_log(&self, clock: &mut Hlc<SystemClock>) -> Result<Option<ObjectId>> {
+        let Some(head) = self.wal.head()? else {
+            return Ok(None);
+        };
+        let cached = std::fs::read_to_string(self.clock_file())
+            .ok()
+            .and_then(|text| {
+                let mut parts = text.split_whitespace();
+                let commit = ObjectId::from_hex(parts.next()?.as_bytes()).ok()?;
+                let millis = parts.next()?.parse().ok()?;
+                let counter = parts.next()?.parse().ok()?;
+                Some((commit, codec::Timestamp::new(millis, counter)))
+            });
+        let since = match cached {
+            Some((commit, ts)) => {
+                let _ = clock.observe(ts, "clock cache");
+                Some(commit)
+            }
+            None => None,
+        };
+        if since == Some(head) {
+            return Ok(Some(head));
+        }
+        let commits = match wal::commits_between(self.wal.repo(), head, since, self.wal.ref_name())
+        {
+            Ok(c) => c,
+            // The cached position left the history: read everything.
+            Err(wal::WalError::NotInLog { .. }) => {
+                wal::commits_between(self.wal.repo(), head, None, self.wal.ref_name())?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for commit in commits {
+            for e in commit?.events {
+                let _ = clock.observe(e.timestamp(), e.actor().as_str());
+            }
+        }
+        Ok(Some(head))
     }
 
     /// Every event in the CRDT total order (the same on every replica).

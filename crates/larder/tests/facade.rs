@@ -88,3 +88,54 @@ fn the_registered_view_follows_appends_and_syncs_and_snapshots_by_policy() {
         .unwrap();
     assert_eq!(reopened.state().state_hash(), expected);
 }
+
+#[test]
+fn events_written_after_observing_others_sort_after_them() {
+    use larder::codec::{Envelope, Timestamp};
+    let top = tempfile::tempdir().unwrap();
+    let remote = top.path().join("r.git");
+    Larder::init_bare(&remote).unwrap();
+    let remote = remote.display().to_string();
+    let fast = Larder::init(top.path().join("fast")).unwrap();
+    let slow = Larder::init(top.path().join("slow")).unwrap();
+    // A replica whose clock runs ten minutes ahead (within the drift bound).
+    let ahead = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 600_000;
+    let early = Envelope::new(
+        fast.actor().clone(),
+        Timestamp::new(ahead, 0),
+        "note",
+        larder::codec::Payload::from_serde(&"first").unwrap(),
+    )
+    .unwrap();
+    fast.log("n")
+        .unwrap()
+        .wal()
+        .append(std::slice::from_ref(&early))
+        .unwrap();
+    fast.sync("n", &remote).unwrap().sync().unwrap();
+    slow.sync("n", &remote).unwrap().sync().unwrap();
+    // The slow replica has seen `early`; what it writes now must sort after it.
+    let log = slow.log("n").unwrap();
+    log.append("note", &"reply").unwrap();
+    let events = log.events().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].id(), early.id(), "observed event first");
+    assert!(events[1].timestamp() > early.timestamp());
+    // A fresh process (new handle, clock cache on disk) keeps it too.
+    let again = Larder::open(top.path().join("slow")).unwrap();
+    again.log("n").unwrap().append("note", &"later").unwrap();
+    let events = again.log("n").unwrap().events().unwrap();
+    assert_eq!(
+        events
+            .last()
+            .unwrap()
+            .payload()
+            .deserialize::<String>()
+            .unwrap(),
+        "later"
+    );
+}
