@@ -25,6 +25,22 @@ fn two_replicas_converge_and_then_stay_quiet() {
     assert_eq!((pushed.commits_sent, pushed.events_sent), (1, 2));
     let pulled = b.sync.pull().unwrap();
     assert_eq!((pulled.commits_received, pulled.events_received), (1, 2));
+    // The remote head landed in a staging ref; only the merge step touched
+    // the live log ref (here: a fast-forward to the same commit).
+    let staged = format!("{}alice", b.sync.staging_prefix());
+    assert!(staged.starts_with("refs/remotes/"));
+    assert_eq!(
+        b.wal().repo().ref_target(&staged).unwrap(),
+        a.wal().head().unwrap()
+    );
+    assert!(
+        b.wal()
+            .repo()
+            .list_refs("refs/larder/kv/heads/")
+            .unwrap()
+            .is_empty(),
+        "remote head refs are not mirrored as-is"
+    );
     assert_eq!(
         pulled.merge,
         Some(MergeOutcome::FastForward(a.wal().head().unwrap().unwrap()))
