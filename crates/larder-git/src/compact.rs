@@ -5,11 +5,10 @@
 //! fast (one mapped file instead of thousands of `open`s).
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 use gix::ObjectId;
-use gix_pack::data::output;
 
+use crate::pack::PackBuilder;
 use crate::{GitError, GitRepo, Result};
 
 /// What [`GitRepo::pack_loose_objects`] did.
@@ -73,10 +72,9 @@ impl GitRepo {
                 .map_err(|e| GitError::gix(format!("reading loose object {id}"), e))?;
             objects.push((*id, object.kind, object.detach().data));
         }
+        // The pack is durable (flushed by write_pack) before the loose
+        // copies disappear.
         let pack = self.write_pack(&objects)?;
-        let pack_dir = self.objects_dir().join("pack");
-        // The pack is durable before the loose copies disappear.
-        self.sync_dir(&pack_dir)?;
         for id in &ids {
             let hex = id.to_string();
             let path = self.objects_dir().join(&hex[..2]).join(&hex[2..]);
@@ -105,8 +103,9 @@ impl GitRepo {
     /// Writes `objects` (id, kind, bytes) as one new pack plus index in
     /// this repository, and returns the pack's path. Each object is hashed
     /// first: one whose bytes do not match its id is
-    /// [`GitError::CorruptObject`] and nothing is written. The index is
-    /// renamed into place last, so the objects appear all at once.
+    /// [`GitError::CorruptObject`] and nothing is written. The pack and its
+    /// index are flushed to disk, and the index is renamed into place last,
+    /// so the objects appear all at once.
     pub fn write_pack(
         &self,
         objects: &[(ObjectId, gix::objs::Kind, Vec<u8>)],
@@ -114,7 +113,7 @@ impl GitRepo {
         if objects.is_empty() {
             return Ok(None);
         }
-        let mut entries = Vec::with_capacity(objects.len());
+        let mut builder = PackBuilder::new();
         for (id, kind, data) in objects {
             let actual =
                 gix::objs::compute_hash(gix::hash::Kind::Sha1, *kind, data).map_err(|e| {
@@ -129,51 +128,9 @@ impl GitRepo {
                     reason: format!("its bytes hash to {actual}"),
                 });
             }
-            let data = gix::objs::Data::new(data, *kind, gix::hash::Kind::Sha1);
-            let count = output::Count::from_data(*id, None);
-            let entry = output::Entry::from_data(&count, &data, gix::zlib::Compression::BEST_SPEED)
-                .map_err(|e| GitError::gix(format!("compressing object {id}"), e))?;
-            entries.push(entry);
+            builder.add_object(*id, *kind, data)?;
         }
-        let count = u32::try_from(entries.len()).map_err(|_| GitError::CorruptObject {
-            id: objects[0].0,
-            reason: "more than 2^32 objects".into(),
-        })?;
-        let mut pack = Vec::new();
-        {
-            let writer = output::bytes::FromEntriesIter::new(
-                std::iter::once(Ok::<_, gix::Error>(entries)),
-                &mut pack,
-                count,
-                gix_pack::data::Version::V2,
-                gix::hash::Kind::Sha1,
-            );
-            for written in writer {
-                written.map_err(|e| GitError::gix("writing a pack", e))?;
-            }
-        }
-        let pack_dir = self.objects_dir().join("pack");
-        std::fs::create_dir_all(&pack_dir).map_err(|source| GitError::Io {
-            what: "creating",
-            path: pack_dir.display().to_string(),
-            source,
-        })?;
-        let interrupt = AtomicBool::new(false);
-        let outcome = gix_pack::Bundle::write_to_directory(
-            &mut pack.as_slice(),
-            Some(&pack_dir),
-            &mut gix::progress::Discard,
-            &interrupt,
-            None::<gix::objs::find::Never>,
-            gix::hash::Kind::Sha1,
-            gix_pack::bundle::write::Options::default(),
-        )
-        .map_err(|e| GitError::gix("writing the pack and its index", e))?;
-        if let Some(keep) = &outcome.keep_path {
-            // The .keep only guards the pack until refs point at it; the
-            // caller moves refs next.
-            let _ = std::fs::remove_file(keep);
-        }
-        Ok(outcome.data_path)
+        let built = builder.finish()?;
+        self.install_pack(&built, true).map(Some)
     }
 }

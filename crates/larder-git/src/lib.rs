@@ -9,13 +9,18 @@
 //! caller supplies one, so an unconfigured machine works.
 #![deny(missing_docs)]
 
+mod batch;
 mod compact;
+mod consolidate;
 mod error;
 mod git_binary;
+mod pack;
 mod repo;
 mod transfer;
 
+pub use batch::ObjectBatch;
 pub use compact::PackOutcome;
+pub use consolidate::{Consolidation, ConsolidationPolicy};
 pub use error::{GitError, Result};
 pub use git_binary::{PushOutcome, parse_push};
 pub use gix::ObjectId;

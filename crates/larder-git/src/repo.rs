@@ -175,30 +175,8 @@ impl GitRepo {
 
     /// Stores a tree made of `entries` (sorted here into git's order).
     pub fn write_tree(&self, entries: &[TreeEntry]) -> Result<ObjectId> {
-        let mut tree = gix::objs::Tree::empty();
-        for entry in entries {
-            let mode = match entry.kind {
-                EntryKind::Blob => gix::objs::tree::EntryKind::Blob,
-                EntryKind::Tree => gix::objs::tree::EntryKind::Tree,
-                EntryKind::Other => {
-                    return Err(GitError::CorruptObject {
-                        id: entry.id,
-                        reason: format!(
-                            "refusing to write tree entry {:?} of kind Other",
-                            entry.name
-                        ),
-                    });
-                }
-            };
-            tree.entries.push(gix::objs::tree::Entry {
-                mode: mode.into(),
-                filename: entry.name.as_str().into(),
-                oid: entry.id,
-            });
-        }
-        tree.entries.sort();
         self.repo
-            .write_object(&tree)
+            .write_object(tree_object(entries)?)
             .map(|id| id.detach())
             .map_err(|e| GitError::gix("writing a tree", e))
     }
@@ -214,27 +192,8 @@ impl GitRepo {
         identity: Option<&Identity>,
         time: i64,
     ) -> Result<ObjectId> {
-        let default = Identity::default();
-        let who = identity.unwrap_or(&default);
-        let signature = gix::actor::Signature {
-            name: who.name.as_str().into(),
-            email: who.email.as_str().into(),
-            time: gix::date::Time {
-                seconds: time,
-                offset: 0,
-            },
-        };
-        let commit = gix::objs::Commit {
-            tree,
-            parents: parents.iter().copied().collect(),
-            author: signature.clone(),
-            committer: signature,
-            encoding: None,
-            message: message.into(),
-            extra_headers: Vec::new(),
-        };
         self.repo
-            .write_object(&commit)
+            .write_object(commit_object(tree, parents, message, identity, time))
             .map(|id| id.detach())
             .map_err(|e| GitError::gix("writing a commit", e))
     }
@@ -245,18 +204,33 @@ impl GitRepo {
     }
 
     /// Any object, or a typed error: missing, or unreadable (corrupt).
-    pub(crate) fn find_any(&self, id: ObjectId) -> Result<gix::Object<'_>> {
+    ///
+    /// A miss is confirmed with a freshly opened object store: handles that
+    /// share one store can race while it rescans `objects/pack` (one thread
+    /// adopts another's rescan, listed before the pack it needs appeared),
+    /// and appends add packs all the time.
+    pub(crate) fn find_any(&self, id: ObjectId) -> Result<gix::ObjectDetached> {
+        let corrupt = |e: gix::Error| GitError::CorruptObject {
+            id,
+            reason: e.to_string(),
+        };
         match self.repo.try_find_object(id) {
-            Ok(Some(object)) => Ok(object),
+            Ok(Some(object)) => return Ok(object.detach()),
+            Ok(None) => {}
+            Err(e) => return Err(corrupt(e)),
+        }
+        let fresh = gix::open_opts(self.git_dir(), open_options()).map_err(|e| GitError::Open {
+            path: self.git_dir().display().to_string(),
+            source: Box::new(e),
+        })?;
+        match fresh.try_find_object(id) {
+            Ok(Some(object)) => Ok(object.detach()),
             Ok(None) => Err(GitError::ObjectMissing { id }),
-            Err(e) => Err(GitError::CorruptObject {
-                id,
-                reason: e.to_string(),
-            }),
+            Err(e) => Err(corrupt(e)),
         }
     }
 
-    fn find(&self, id: ObjectId, expected: gix::objs::Kind) -> Result<gix::Object<'_>> {
+    fn find(&self, id: ObjectId, expected: gix::objs::Kind) -> Result<gix::ObjectDetached> {
         let object = self.find_any(id)?;
         if object.kind != expected {
             return Err(GitError::WrongObjectKind {
@@ -279,7 +253,7 @@ impl GitRepo {
 
     /// Reads a blob's bytes (handed over from gix's buffer, not copied).
     pub fn read_blob(&self, id: ObjectId) -> Result<Vec<u8>> {
-        Ok(self.find(id, gix::objs::Kind::Blob)?.detach().data)
+        Ok(self.find(id, gix::objs::Kind::Blob)?.data)
     }
 
     /// Reads a tree's entries, in git's order.
@@ -529,6 +503,63 @@ impl GitRepo {
     /// The object database directory.
     pub fn objects_dir(&self) -> PathBuf {
         self.repo.objects.store_ref().path().to_path_buf()
+    }
+}
+
+/// The git tree made of `entries`, in git's order.
+pub(crate) fn tree_object(entries: &[TreeEntry]) -> Result<gix::objs::Tree> {
+    let mut tree = gix::objs::Tree::empty();
+    for entry in entries {
+        let mode = match entry.kind {
+            EntryKind::Blob => gix::objs::tree::EntryKind::Blob,
+            EntryKind::Tree => gix::objs::tree::EntryKind::Tree,
+            EntryKind::Other => {
+                return Err(GitError::CorruptObject {
+                    id: entry.id,
+                    reason: format!(
+                        "refusing to write tree entry {:?} of kind Other",
+                        entry.name
+                    ),
+                });
+            }
+        };
+        tree.entries.push(gix::objs::tree::Entry {
+            mode: mode.into(),
+            filename: entry.name.as_str().into(),
+            oid: entry.id,
+        });
+    }
+    tree.entries.sort();
+    Ok(tree)
+}
+
+/// The git commit of `tree` with `parents`, by `identity` (or
+/// [`Identity::default`]) at `time`.
+pub(crate) fn commit_object(
+    tree: ObjectId,
+    parents: &[ObjectId],
+    message: &str,
+    identity: Option<&Identity>,
+    time: i64,
+) -> gix::objs::Commit {
+    let default = Identity::default();
+    let who = identity.unwrap_or(&default);
+    let signature = gix::actor::Signature {
+        name: who.name.as_str().into(),
+        email: who.email.as_str().into(),
+        time: gix::date::Time {
+            seconds: time,
+            offset: 0,
+        },
+    };
+    gix::objs::Commit {
+        tree,
+        parents: parents.iter().copied().collect(),
+        author: signature.clone(),
+        committer: signature,
+        encoding: None,
+        message: message.into(),
+        extra_headers: Vec::new(),
     }
 }
 

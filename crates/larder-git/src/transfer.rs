@@ -35,7 +35,7 @@ impl GitRepo {
         while let Some((id, expanded)) = stack.pop() {
             if expanded {
                 let object = source.find_any(id)?;
-                batch.push((id, object.kind, object.detach().data));
+                batch.push((id, object.kind, object.data));
                 copied += 1;
                 continue;
             }

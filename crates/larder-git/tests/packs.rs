@@ -1,0 +1,220 @@
+//! Packs larder writes and merges, checked with the `git` binary: batches
+//! pass `git verify-pack` and `fsck`, merging keeps every object of git's
+//! own delta-compressed packs, and a damaged entry stops a merge before
+//! anything is deleted.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use larder_git::{ConsolidationPolicy, EntryKind, GitError, GitRepo, ObjectBatch, TreeEntry};
+
+fn git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let mut child = Command::new("git")
+        .arg("--git-dir")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the git binary runs");
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().unwrap();
+        if let Some(bytes) = stdin {
+            input.write_all(bytes).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn pack_files(dir: &Path, extension: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_batch_is_one_pack_that_git_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init_bare(dir.path()).unwrap();
+    let mut batch = ObjectBatch::new();
+    let big: Vec<u8> = (0..200_000u32).flat_map(|n| n.to_le_bytes()).collect();
+    let blob = batch.blob(big.clone()).unwrap();
+    let small = batch.blob(b"hello".to_vec()).unwrap();
+    let tree = batch
+        .tree(&[
+            TreeEntry {
+                name: "small".into(),
+                kind: EntryKind::Blob,
+                id: small,
+            },
+            TreeEntry {
+                name: "big".into(),
+                kind: EntryKind::Blob,
+                id: blob,
+            },
+        ])
+        .unwrap();
+    let commit = batch.commit(tree, &[], "batch\n", None, 1).unwrap();
+    assert_eq!(batch.len(), 4);
+    let pack = repo.write_batch(&batch, false).unwrap().unwrap();
+    assert_eq!(repo.pack_count().unwrap(), 1);
+    // Ids match what git computes, and git verifies the pack and index.
+    assert_eq!(
+        git(dir.path(), &["hash-object", "--stdin"], Some(b"hello")).trim(),
+        small.to_string()
+    );
+    git(
+        dir.path(),
+        &["verify-pack", pack.with_extension("idx").to_str().unwrap()],
+        None,
+    );
+    git(
+        dir.path(),
+        &["fsck", "--full", "--strict", &commit.to_string()],
+        None,
+    );
+    assert_eq!(repo.read_blob(blob).unwrap(), big);
+    assert_eq!(repo.read_commit(commit).unwrap().tree, tree);
+    assert_eq!(repo.write_batch(&ObjectBatch::new(), false).unwrap(), None);
+}
+
+#[test]
+fn merging_keeps_every_object_of_git_delta_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init_bare(dir.path()).unwrap();
+    // Three packs made by git itself, of similar blobs, so they hold
+    // offset deltas (OFS_DELTA), which merging turns into REF_DELTA.
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        let mut listed = String::new();
+        for n in 0..20 {
+            let text = format!("{}\nround {round} line {n}\n", "shared text ".repeat(200));
+            let id = git(
+                dir.path(),
+                &["hash-object", "-w", "--stdin"],
+                Some(text.as_bytes()),
+            );
+            listed.push_str(&id);
+            ids.push((id.trim().to_string(), text));
+        }
+        let base = dir.path().join("objects/pack/pack");
+        git(
+            dir.path(),
+            &["pack-objects", "-q", base.to_str().unwrap()],
+            Some(listed.as_bytes()),
+        );
+        git(dir.path(), &["prune-packed"], None);
+    }
+    assert_eq!(pack_files(dir.path(), "pack").len(), 3);
+    let deltas = |path: &Path| {
+        git(
+            dir.path(),
+            &["verify-pack", "-v", path.to_str().unwrap()],
+            None,
+        )
+        .lines()
+        .filter(|l| l.split_whitespace().count() == 7)
+        .count()
+    };
+    assert!(
+        pack_files(dir.path(), "idx")
+            .iter()
+            .map(|p| deltas(p))
+            .sum::<usize>()
+            > 0
+    );
+
+    let merged = repo.merge_packs(u64::MAX).unwrap();
+    assert_eq!((merged.packs_merged, merged.objects), (3, 60));
+    let idx = pack_files(dir.path(), "idx");
+    assert_eq!(idx.len(), 1);
+    assert!(deltas(&idx[0]) > 0, "deltas are kept, not expanded");
+    git(dir.path(), &["fsck", "--full", "--strict"], None);
+    let fresh = GitRepo::open(dir.path()).unwrap();
+    for (id, text) in &ids {
+        let id = larder_git::ObjectId::from_hex(id.as_bytes()).unwrap();
+        assert_eq!(fresh.read_blob(id).unwrap(), text.as_bytes());
+    }
+}
+
+#[test]
+fn tiers_merge_only_when_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init_bare(dir.path()).unwrap();
+    let policy = ConsolidationPolicy {
+        fan_in: 4,
+        ..ConsolidationPolicy::default()
+    };
+    let mut blobs = Vec::new();
+    for n in 0..3 {
+        let mut batch = ObjectBatch::new();
+        blobs.push(batch.blob(format!("blob {n}").into_bytes()).unwrap());
+        repo.write_batch(&batch, false).unwrap();
+    }
+    assert_eq!(repo.consolidate_packs(&policy).unwrap().packs_merged, 0);
+    assert_eq!(repo.pack_count().unwrap(), 3);
+    let mut batch = ObjectBatch::new();
+    blobs.push(batch.blob(b"blob 3".to_vec()).unwrap());
+    repo.write_batch(&batch, false).unwrap();
+    let done = repo.consolidate_packs(&policy).unwrap();
+    assert_eq!(
+        (done.packs_merged, done.packs_written, done.objects),
+        (4, 1, 4)
+    );
+    assert_eq!(repo.pack_count().unwrap(), 1);
+    for (n, id) in blobs.iter().enumerate() {
+        assert_eq!(repo.read_blob(*id).unwrap(), format!("blob {n}").as_bytes());
+    }
+    git(dir.path(), &["fsck", "--full", "--strict"], None);
+}
+
+#[test]
+fn a_damaged_entry_stops_the_merge_and_nothing_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init_bare(dir.path()).unwrap();
+    let mut first = ObjectBatch::new();
+    let blob = first
+        .blob(b"some bytes that will be damaged".to_vec())
+        .unwrap();
+    repo.write_batch(&first, false).unwrap();
+    let mut second = ObjectBatch::new();
+    second.blob(b"intact".to_vec()).unwrap();
+    repo.write_batch(&second, false).unwrap();
+    // Flip a byte inside the first pack's only entry (after the 12-byte
+    // header and the entry's own header).
+    let packs = pack_files(dir.path(), "pack");
+    let mut damaged = None;
+    for pack in &packs {
+        let mut bytes = std::fs::read(pack).unwrap();
+        let idx = std::fs::read(pack.with_extension("idx")).unwrap();
+        if idx.windows(20).any(|w| w == blob.as_bytes()) {
+            bytes[16] ^= 0x40;
+            std::fs::write(pack, bytes).unwrap();
+            damaged = Some(pack.clone());
+        }
+    }
+    let damaged = damaged.unwrap();
+    match repo.merge_packs(u64::MAX) {
+        Err(GitError::CorruptObject { id, reason }) => {
+            assert_eq!(id, blob);
+            assert!(reason.contains("CRC-32"), "{reason}");
+            assert!(reason.contains(damaged.to_str().unwrap()), "{reason}");
+        }
+        other => panic!("expected CorruptObject, got {other:?}"),
+    }
+    assert_eq!(pack_files(dir.path(), "pack"), packs, "nothing deleted");
+}
