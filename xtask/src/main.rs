@@ -137,6 +137,11 @@ const BENCHES: &[(&str, &str, &str)] = &[
         ">= 50k events/s",
     ),
     (
+        "wal_read/read_since_last_10_of_10k_uncompacted",
+        "time",
+        "independent of length",
+    ),
+    (
         "wal_read/read_since_last_10_of_10k_compacted",
         "time",
         "independent of length",

@@ -198,7 +198,8 @@ fn reads(c: &mut Criterion) {
         b.iter(|| assert_eq!(chunked.read_all().unwrap().len(), 100_000))
     });
 
-    // 10k single-event commits, measured loose on disk and after compaction.
+    // 10k single-event commits, measured as appended (one pack per append,
+    // merged by size tier) and after compaction.
     let single_dir = tmp();
     let single = wal(single_dir.path(), Durability::Buffered);
     let mut commits = Vec::with_capacity(10_000);
@@ -206,16 +207,16 @@ fn reads(c: &mut Criterion) {
         commits.push(single.append(&[event(&actor, n)]).unwrap());
     }
     let objects = single_dir.path().join("objects");
-    let (loose_bytes, loose_files) = disk(&objects);
+    let (appended_bytes, appended_files) = disk(&objects);
     group.throughput(Throughput::Elements(10));
-    group.bench_function("read_since_last_10_of_10k_loose", |b| {
+    group.bench_function("read_since_last_10_of_10k_uncompacted", |b| {
         b.iter(|| assert_eq!(single.read_since(commits[9_989]).unwrap().len(), 10))
     });
     single.compact().unwrap();
     let (packed_bytes, packed_files) = disk(&objects);
     eprintln!(
-        "footprint of 10k single-event appends: loose {:.1} MB in {loose_files} files -> compacted {:.1} MB in {packed_files} files",
-        loose_bytes as f64 / 1e6,
+        "footprint of 10k single-event appends: as appended {:.1} MB in {appended_files} files -> compacted {:.1} MB in {packed_files} files",
+        appended_bytes as f64 / 1e6,
         packed_bytes as f64 / 1e6
     );
     group.throughput(Throughput::Elements(10_000));

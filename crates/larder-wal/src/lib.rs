@@ -24,7 +24,7 @@ mod walk;
 pub use error::{Result, WalError};
 pub use meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
 pub use wal::{
-    Durability, MERGE_ACTOR, MergeOutcome, VerifyReport, WalCommit, WalCommits, WalEvents,
-    WalManager, WalOptions, commits_between,
+    CompactReport, Durability, MERGE_ACTOR, MergeOutcome, VerifyReport, WalCommit, WalCommits,
+    WalEvents, WalManager, WalOptions, commits_between,
 };
 pub use walk::GENERATION_TRAILER;

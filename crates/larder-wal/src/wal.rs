@@ -1,10 +1,16 @@
 //! [`WalManager`]: append to and read one named log.
 
+use std::cell::Cell;
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use larder_codec::{ActorId, ChunkId, Envelope, chunk_id, decode_chunk_verified, encode_chunk};
-use larder_git::{EntryKind, Expected, GitError, GitRepo, Identity, ObjectId, TreeEntry};
+use larder_git::{
+    ConsolidationPolicy, EntryKind, Expected, GitError, GitRepo, Identity, ObjectBatch, ObjectId,
+    TreeEntry,
+};
 
 use crate::meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
 use crate::walk::{GENERATION_TRAILER, Node, load_node, paint, paint_many};
@@ -17,13 +23,13 @@ pub const MERGE_ACTOR: &str = "larder";
 /// Whether `append` waits for the written data to reach the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// Objects and the ref are written atomically (temp file + rename) but
-    /// not fsynced: a power loss may lose the last appends, never corrupt
+    /// Objects (one pack per append) and the ref are written atomically
+    /// (temp file + rename) but not fsynced: a power loss may lose the last appends, never corrupt
     /// the log. git's own default.
     #[default]
     Buffered,
-    /// Before `append` returns, every written object, the ref and their
-    /// directories are fsynced.
+    /// Before `append` returns, the append's pack and index, the ref and
+    /// their directories are fsynced.
     Fsync,
 }
 
@@ -42,6 +48,11 @@ pub struct WalOptions {
     /// How many times a held ref lock is waited for (gix waits ~0.1 s each
     /// time) before [`WalError::Locked`] is returned.
     pub max_lock_waits: u32,
+    /// How the small packs that appends write are merged as they pile up;
+    /// `None` leaves them to [`WalManager::compact`] or `git gc`. Checked by
+    /// the appender whose commit's generation is a multiple of the policy's
+    /// `fan_in`, so a directory listing every `fan_in` appends.
+    pub consolidation: Option<ConsolidationPolicy>,
 }
 
 impl Default for WalOptions {
@@ -52,6 +63,7 @@ impl Default for WalOptions {
             identity: None,
             max_attempts: 10_000,
             max_lock_waits: 30,
+            consolidation: Some(ConsolidationPolicy::default()),
         }
     }
 }
@@ -82,6 +94,17 @@ pub enum MergeOutcome {
     Merged(ObjectId),
 }
 
+/// What [`WalManager::compact`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Loose objects moved into a pack.
+    pub loose_objects: usize,
+    /// Packs merged into one (0 if there was at most one).
+    pub packs_merged: usize,
+    /// Packs in the repository afterwards.
+    pub packs_after: usize,
+}
+
 /// The result of [`WalManager::verify`]: what was read and every problem.
 #[derive(Debug, Default)]
 pub struct VerifyReport {
@@ -109,6 +132,37 @@ pub struct WalManager {
     log: String,
     ref_name: String,
     options: WalOptions,
+    /// The head this handle last wrote or read, with its generation, so a
+    /// writer appending again need not read its own last commit back.
+    known_head: Cell<Option<(ObjectId, u64)>>,
+    /// The background pack consolidation, shared by clones.
+    maintenance: Arc<Maintenance>,
+}
+
+/// The background pack consolidation of a [`WalManager`] and its clones.
+/// Dropping the last handle waits for it, so a short-lived process does
+/// not exit halfway through (which would be safe, but would leave the
+/// small packs for the next appender).
+#[derive(Debug, Default)]
+struct Maintenance(Mutex<Option<JoinHandle<()>>>);
+
+impl Maintenance {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn join(&self) {
+        let handle = self.slot().take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Maintenance {
+    fn drop(&mut self) {
+        self.join();
+    }
 }
 
 /// Checks that `name` can be one component of a ref name.
@@ -154,6 +208,8 @@ impl WalManager {
             log: log.into(),
             ref_name,
             options,
+            known_head: Cell::new(None),
+            maintenance: Arc::default(),
         })
     }
 
@@ -204,19 +260,12 @@ impl WalManager {
         }
         let chunk = encode_chunk(events)?;
         let cid = chunk_id(&chunk);
-        let mut written = Vec::with_capacity(8);
-        let blob = self.repo.write_blob(&chunk)?;
-        written.push(blob);
+        let mut objects = ObjectBatch::new();
+        let blob = objects.blob(chunk)?;
         let (y, m, d) = date_of(first.timestamp().millis);
-        let mut subtree =
-            self.repo
-                .write_tree(&[entry(format!("{cid}.bin"), EntryKind::Blob, blob)])?;
-        written.push(subtree);
+        let mut subtree = objects.tree(&[entry(format!("{cid}.bin"), EntryKind::Blob, blob)])?;
         for name in [d, m, y] {
-            subtree = self
-                .repo
-                .write_tree(&[entry(name, EntryKind::Tree, subtree)])?;
-            written.push(subtree);
+            subtree = objects.tree(&[entry(name, EntryKind::Tree, subtree)])?;
         }
         let events_tree = subtree;
         let message = format!(
@@ -234,7 +283,7 @@ impl WalManager {
             previous: None,
             merged: Vec::new(),
         };
-        self.commit_with_retry(&mut written, &message, |head| {
+        self.commit_with_retry(&objects, &message, |head| {
             let meta = Meta {
                 previous: head.map(|h| h.to_string()),
                 ..base_meta.clone()
@@ -326,22 +375,16 @@ impl WalManager {
             previous: Some(parents[0].to_string()),
             merged: parents[1..].iter().map(ToString::to_string).collect(),
         };
-        let meta_blob = self.repo.write_blob(&meta.to_bytes())?;
-        let root = self
-            .repo
-            .write_tree(&[entry("meta.json", EntryKind::Blob, meta_blob)])?;
+        let mut objects = ObjectBatch::new();
+        let meta_blob = objects.blob(meta.to_bytes())?;
+        let root = objects.tree(&[entry("meta.json", EntryKind::Blob, meta_blob)])?;
         let message = with_generation(
             &format!("larder: merge {} heads\n", parents.len()),
             generation + 1,
         );
-        let commit = self
-            .repo
-            .write_commit(root, parents, &message, None, time)?;
-        if self.options.durability == Durability::Fsync {
-            for id in [meta_blob, root, commit] {
-                self.repo.sync_object(id)?;
-            }
-        }
+        let commit = objects.commit(root, parents, &message, None, time)?;
+        self.repo
+            .write_batch(&objects, self.options.durability == Durability::Fsync)?;
         Ok(commit)
     }
 
@@ -392,33 +435,31 @@ impl WalManager {
         Ok((commits, events))
     }
 
+    /// Builds the commit on the current head (meta.json, root tree and
+    /// commit added to `objects`), writes everything as one pack and moves
+    /// the ref by compare-and-swap; on a lost race, rebuilds on the new head.
     fn commit_with_retry(
         &self,
-        written: &mut Vec<ObjectId>,
+        objects: &ObjectBatch,
         message: &str,
         build: impl Fn(Option<ObjectId>) -> (Meta, Vec<TreeEntry>),
     ) -> Result<ObjectId> {
-        let fixed = written.len();
         let mut attempts = 0;
         let mut lock_waits = 0;
         loop {
             attempts += 1;
-            written.truncate(fixed);
             let head = self.head()?;
             let generation = match head {
-                Some(h) => load_node(&self.repo, h)?.generation + 1,
+                Some(h) => self.generation_of(h)? + 1,
                 None => 1,
             };
             let (meta, entries) = build(head);
             let parents: Vec<ObjectId> = head.into_iter().collect();
             let full_message = with_generation(message, generation);
-            let commit = self.write_commit(written, &meta, entries, &parents, &full_message)?;
-            if self.options.durability == Durability::Fsync {
-                for id in written.iter() {
-                    self.repo.sync_object(*id)?;
-                }
-                self.repo.sync_dir(&self.repo.objects_dir())?;
-            }
+            let mut batch = objects.clone();
+            let commit = self.add_commit(&mut batch, &meta, entries, &parents, &full_message)?;
+            self.repo
+                .write_batch(&batch, self.options.durability == Durability::Fsync)?;
             let expected = head.map_or(Expected::MustNotExist, Expected::MustBe);
             match self.repo.update_ref(
                 &self.ref_name,
@@ -428,11 +469,61 @@ impl WalManager {
             ) {
                 Ok(()) => {
                     self.sync_ref_if_durable()?;
+                    self.known_head.set(Some((commit, generation)));
+                    self.consolidate_after(generation);
                     return Ok(commit);
                 }
                 Err(e) => self.retry_or_fail(e, attempts, &mut lock_waits)?,
             }
         }
+    }
+
+    /// The generation number of `head`, from the cache when this handle
+    /// wrote or read it last.
+    fn generation_of(&self, head: ObjectId) -> Result<u64> {
+        if let Some((known, generation)) = self.known_head.get()
+            && known == head
+        {
+            return Ok(generation);
+        }
+        let generation = load_node(&self.repo, head)?.generation;
+        self.known_head.set(Some((head, generation)));
+        Ok(generation)
+    }
+
+    /// Merges small packs when the commit just written has a generation
+    /// that is a multiple of the policy's fan-in. The merge runs on a
+    /// background thread (one per handle at a time), so appends never wait
+    /// for it; [`WalManager::finish_maintenance`] waits. The append has
+    /// already succeeded, so a failure is reported through `tracing` and
+    /// left for the next check (or [`WalManager::compact`]), never returned.
+    fn consolidate_after(&self, generation: u64) {
+        let Some(policy) = self.options.consolidation else {
+            return;
+        };
+        if !generation.is_multiple_of(policy.fan_in.max(2) as u64) {
+            return;
+        }
+        let mut slot = self.maintenance.slot();
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        if let Some(done) = slot.take() {
+            let _ = done.join();
+        }
+        let repo = self.repo.clone();
+        let log = self.ref_name.clone();
+        *slot = Some(std::thread::spawn(move || {
+            if let Err(e) = repo.consolidate_packs(&policy) {
+                tracing::warn!(%log, error = %e, "pack consolidation failed");
+            }
+        }));
+    }
+
+    /// Waits until background pack consolidation started by this handle
+    /// (or its clones) has finished.
+    pub fn finish_maintenance(&self) {
+        self.maintenance.join();
     }
 
     /// Whether `ancestor` is `descendant` or in its history, by a
@@ -470,28 +561,24 @@ impl WalManager {
         Ok(())
     }
 
-    fn write_commit(
+    fn add_commit(
         &self,
-        written: &mut Vec<ObjectId>,
+        objects: &mut ObjectBatch,
         meta: &Meta,
         mut entries: Vec<TreeEntry>,
         parents: &[ObjectId],
         message: &str,
     ) -> Result<ObjectId> {
-        let meta_blob = self.repo.write_blob(&meta.to_bytes())?;
-        written.push(meta_blob);
+        let meta_blob = objects.blob(meta.to_bytes())?;
         entries.push(entry("meta.json", EntryKind::Blob, meta_blob));
-        let root = self.repo.write_tree(&entries)?;
-        written.push(root);
-        let commit = self.repo.write_commit(
+        let root = objects.tree(&entries)?;
+        Ok(objects.commit(
             root,
             parents,
             message,
             self.options.identity.as_ref(),
             unix_now(),
-        )?;
-        written.push(commit);
-        Ok(commit)
+        )?)
     }
 
     fn sync_ref_if_durable(&self) -> Result<()> {
@@ -501,13 +588,22 @@ impl WalManager {
         Ok(())
     }
 
-    /// Moves the repository's loose objects into one pack and deletes the
-    /// loose copies: ~8 files per append become a few bytes in one pack,
-    /// and reads get several times faster. Safe to run while others append
-    /// (nothing becomes unreadable at any moment). Returns how many objects
-    /// were packed.
-    pub fn compact(&self) -> Result<usize> {
-        Ok(self.repo.pack_loose_objects()?.objects)
+    /// Compacts the object database: moves loose objects (written by other
+    /// layers, or by older larder versions) into a pack, then merges every
+    /// pack up to the consolidation policy's `max_size` (64 MiB by default)
+    /// into one. Safe to run while others append or read: every object
+    /// stays readable at every moment, and new packs are flushed to disk
+    /// before anything is deleted.
+    pub fn compact(&self) -> Result<CompactReport> {
+        self.finish_maintenance();
+        let loose_objects = self.repo.pack_loose_objects()?.objects;
+        let max_size = self.options.consolidation.unwrap_or_default().max_size;
+        let merged = self.repo.merge_packs(max_size)?;
+        Ok(CompactReport {
+            loose_objects,
+            packs_merged: merged.packs_merged,
+            packs_after: self.repo.pack_count()?,
+        })
     }
 
     // ---- reading -------------------------------------------------------

@@ -212,15 +212,38 @@ fn timestamps_far_from_now_still_append() {
 fn read_since_never_touches_history_before_since() {
     // Proof by deletion: with the oldest commits' objects gone, reading the
     // recent tail still works, so it never visited them.
+    // Every append writes one pack; consolidation is off so that each
+    // commit's objects stay in their own pack, which is then deleted.
     let dir = tempfile::tempdir().unwrap();
-    let wal = wal_in(dir.path(), true);
+    let options = larder_wal::WalOptions {
+        consolidation: None,
+        ..larder_wal::WalOptions::default()
+    };
+    let wal = WalManager::with_options(
+        larder_git::GitRepo::init_bare(dir.path()).unwrap(),
+        "test",
+        options,
+    )
+    .unwrap();
+    let pack_dir = dir.path().join("objects/pack");
+    let packs = || -> std::collections::BTreeSet<std::path::PathBuf> {
+        std::fs::read_dir(&pack_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
     let mut commits = Vec::new();
+    let mut written = Vec::new();
     for n in 0..50 {
+        let before = packs();
         commits.push(wal.append(&batch("a", n, 1)).unwrap());
+        written.push(packs().difference(&before).cloned().collect::<Vec<_>>());
     }
-    for old in &commits[..40] {
-        let hex = old.to_string();
-        std::fs::remove_file(wal.repo().objects_dir().join(&hex[..2]).join(&hex[2..])).unwrap();
+    for files in &written[..40] {
+        assert_eq!(files.len(), 2, "one pack and its index per append");
+        for file in files {
+            std::fs::remove_file(file).unwrap();
+        }
     }
     let wal = WalManager::new(larder_git::GitRepo::open(dir.path()).unwrap(), "test").unwrap();
     assert_eq!(

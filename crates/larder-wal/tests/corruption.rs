@@ -83,6 +83,30 @@ fn tamper_chunk(repo: &GitRepo, root: &mut [TreeEntry], f: impl Fn(&mut Vec<u8>)
     blob
 }
 
+/// Turns every pack of `repo` into loose objects (with the `git` binary),
+/// so a test can delete single objects.
+fn unpack_all(repo: &GitRepo) {
+    let pack_dir = repo.objects_dir().join("pack");
+    for entry in std::fs::read_dir(&pack_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "pack") {
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            std::fs::remove_file(path.with_extension("idx")).unwrap();
+            let mut child = std::process::Command::new("git")
+                .arg("--git-dir")
+                .arg(repo.git_dir())
+                .args(["unpack-objects", "-q"])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&bytes).unwrap();
+            assert!(child.wait().unwrap().success());
+        }
+    }
+}
+
 fn loose_path(repo: &GitRepo, id: ObjectId) -> std::path::PathBuf {
     let hex = id.to_string();
     repo.objects_dir().join(&hex[..2]).join(&hex[2..])
@@ -245,6 +269,7 @@ fn verify_reports_a_missing_commit_and_keeps_going() {
     let wal = wal_in(dir.path(), false);
     let first = wal.append(&batch("a", 0, 1)).unwrap();
     wal.append(&batch("a", 1, 1)).unwrap();
+    unpack_all(wal.repo());
     std::fs::remove_file(loose_path(wal.repo(), first)).unwrap();
     let wal = WalManager::new(GitRepo::open(dir.path()).unwrap(), "test").unwrap();
     let report = wal.verify().unwrap();
