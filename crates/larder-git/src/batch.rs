@@ -91,11 +91,18 @@ impl GitRepo {
     /// renamed into place last, so the objects appear all at once; with
     /// `fsync`, pack, index and directory are on disk before this returns.
     pub fn write_batch(&self, batch: &ObjectBatch, fsync: bool) -> Result<Option<PathBuf>> {
-        if batch.is_empty() {
+        self.write_batches(&[batch], fsync)
+    }
+
+    /// [`GitRepo::write_batch`] for the objects of several batches together
+    /// (one pack), so a caller can combine a fixed part with a part rebuilt
+    /// on each attempt without copying the fixed part.
+    pub fn write_batches(&self, batches: &[&ObjectBatch], fsync: bool) -> Result<Option<PathBuf>> {
+        if batches.iter().all(|b| b.is_empty()) {
             return Ok(None);
         }
         let mut builder = PackBuilder::new();
-        for (id, kind, data) in &batch.objects {
+        for (id, kind, data) in batches.iter().flat_map(|b| &b.objects) {
             builder.add_object(*id, *kind, data)?;
         }
         let built = builder.finish()?;

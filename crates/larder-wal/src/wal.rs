@@ -24,8 +24,8 @@ pub const MERGE_ACTOR: &str = "larder";
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
     /// Objects (one pack per append) and the ref are written atomically
-    /// (temp file + rename) but not fsynced: a power loss may lose the last appends, never corrupt
-    /// the log. git's own default.
+    /// (temp file + rename) but not fsynced: a power loss may lose the last
+    /// appends, never corrupt the log. git's own default.
     #[default]
     Buffered,
     /// Before `append` returns, the append's pack and index, the ref and
@@ -49,9 +49,10 @@ pub struct WalOptions {
     /// time) before [`WalError::Locked`] is returned.
     pub max_lock_waits: u32,
     /// How the small packs that appends write are merged as they pile up;
-    /// `None` leaves them to [`WalManager::compact`] or `git gc`. Checked by
-    /// the appender whose commit's generation is a multiple of the policy's
-    /// `fan_in`, so a directory listing every `fan_in` appends.
+    /// `None` leaves them to [`WalManager::compact`] or `git gc`. The
+    /// appender whose commit's generation is a multiple of the policy's
+    /// `fan_in` starts a merge on a background thread (a directory listing
+    /// when nothing is due).
     pub consolidation: Option<ConsolidationPolicy>,
 }
 
@@ -456,10 +457,15 @@ impl WalManager {
             let (meta, entries) = build(head);
             let parents: Vec<ObjectId> = head.into_iter().collect();
             let full_message = with_generation(message, generation);
-            let mut batch = objects.clone();
-            let commit = self.add_commit(&mut batch, &meta, entries, &parents, &full_message)?;
-            self.repo
-                .write_batch(&batch, self.options.durability == Durability::Fsync)?;
+            // The chunk and its trees stay in `objects`; only the parts that
+            // depend on the head are rebuilt for each attempt.
+            let mut commit_objects = ObjectBatch::new();
+            let commit =
+                self.add_commit(&mut commit_objects, &meta, entries, &parents, &full_message)?;
+            self.repo.write_batches(
+                &[objects, &commit_objects],
+                self.options.durability == Durability::Fsync,
+            )?;
             let expected = head.map_or(Expected::MustNotExist, Expected::MustBe);
             match self.repo.update_ref(
                 &self.ref_name,
