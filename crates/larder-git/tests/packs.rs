@@ -218,3 +218,101 @@ fn a_damaged_entry_stops_the_merge_and_nothing_is_deleted() {
     }
     assert_eq!(pack_files(dir.path(), "pack"), packs, "nothing deleted");
 }
+
+#[test]
+fn a_consolidation_already_running_elsewhere_is_left_to_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init_bare(dir.path()).unwrap();
+    let policy = ConsolidationPolicy {
+        fan_in: 2,
+        ..ConsolidationPolicy::default()
+    };
+    for n in 0..4 {
+        let mut batch = ObjectBatch::new();
+        batch.blob(format!("blob {n}").into_bytes()).unwrap();
+        repo.write_batch(&batch, false).unwrap();
+    }
+    // Another process holds the consolidation lock (an flock, as larder
+    // takes it): this call must not touch the packs.
+    std::fs::create_dir_all(dir.path().join("larder")).unwrap();
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.path().join("larder/packs.lock"))
+        .unwrap();
+    held.lock().unwrap();
+    let busy = repo.consolidate_packs(&policy).unwrap();
+    assert!(busy.busy);
+    assert_eq!(busy.packs_merged, 0);
+    assert_eq!(repo.pack_count().unwrap(), 4);
+    held.unlock().unwrap();
+    let done = repo.consolidate_packs(&policy).unwrap();
+    assert!(!done.busy);
+    assert_eq!(repo.pack_count().unwrap(), 1);
+}
+
+#[test]
+fn what_a_crash_leaves_behind_reads_and_merges_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init_bare(dir.path()).unwrap();
+    let mut blobs = Vec::new();
+    for n in 0..4 {
+        let mut batch = ObjectBatch::new();
+        blobs.push(batch.blob(format!("blob {n}").into_bytes()).unwrap());
+        repo.write_batch(&batch, false).unwrap();
+    }
+    // Each source pack's data and index, to put some back afterwards.
+    let sources: Vec<[(std::path::PathBuf, Vec<u8>); 2]> = pack_files(dir.path(), "pack")
+        .into_iter()
+        .map(|pack| {
+            ["pack", "idx"].map(|ext| {
+                let path = pack.with_extension(ext);
+                let bytes = std::fs::read(&path).unwrap();
+                (path, bytes)
+            })
+        })
+        .collect();
+    assert_eq!(repo.merge_packs(u64::MAX).unwrap().packs_merged, 4);
+
+    // Killed while deleting merged packs: two of the sources survive next
+    // to the merged pack (their objects now twice on disk).
+    for (path, bytes) in sources.iter().take(2).flatten() {
+        std::fs::write(path, bytes).unwrap();
+    }
+    assert_eq!(pack_files(dir.path(), "idx").len(), 3);
+    // Killed inside write_batch: a temporary file, and a pack renamed into
+    // place whose index never was.
+    let pack_dir = dir.path().join("objects/pack");
+    std::fs::write(pack_dir.join("tmp_pack_crashed"), b"half a pack").unwrap();
+    let mut orphan = ObjectBatch::new();
+    let unreachable = orphan.blob(b"never indexed".to_vec()).unwrap();
+    let orphan_pack = repo.write_batch(&orphan, false).unwrap().unwrap();
+    std::fs::remove_file(orphan_pack.with_extension("idx")).unwrap();
+
+    let fresh = GitRepo::open(dir.path()).unwrap();
+    for (n, id) in blobs.iter().enumerate() {
+        assert_eq!(
+            fresh.read_blob(*id).unwrap(),
+            format!("blob {n}").as_bytes()
+        );
+    }
+    assert!(matches!(
+        fresh.read_blob(unreachable),
+        Err(GitError::ObjectMissing { .. })
+    ));
+    git(dir.path(), &["fsck", "--full", "--strict"], None);
+    // The next merge folds the survivors in (each object once) and leaves
+    // the crash debris alone.
+    let merged = fresh.merge_packs(u64::MAX).unwrap();
+    assert_eq!(merged.objects, 4);
+    assert_eq!(pack_files(dir.path(), "idx").len(), 1);
+    assert!(pack_dir.join("tmp_pack_crashed").exists());
+    for (n, id) in blobs.iter().enumerate() {
+        assert_eq!(
+            fresh.read_blob(*id).unwrap(),
+            format!("blob {n}").as_bytes()
+        );
+    }
+    git(dir.path(), &["fsck", "--full", "--strict"], None);
+}

@@ -185,3 +185,24 @@ fn readers_never_miss_an_object_while_packs_are_merged() {
     assert_eq!(wal.read_all().unwrap().len(), 400);
     git(dir.path(), &["fsck", "--full", "--strict"]);
 }
+
+#[test]
+fn dropping_the_last_handle_waits_for_the_background_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), true);
+    let clone = wal.clone();
+    // The 16th commit (generation 16) starts a merge of the 16 packs.
+    for n in 0..16 {
+        wal.append(&[event("a", n)]).unwrap();
+    }
+    drop(wal);
+    drop(clone);
+    let repo = GitRepo::open(dir.path()).unwrap();
+    assert_eq!(
+        repo.pack_count().unwrap(),
+        1,
+        "the merge finished before drop returned"
+    );
+    let reader = WalManager::new(repo, "test").unwrap();
+    assert_eq!(reader.read_all().unwrap().len(), 16);
+}
