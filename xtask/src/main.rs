@@ -119,12 +119,22 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("codec/decode/10000", "MB/s", ">= 200 MB/s"),
     ("codec/decode_verified/10000", "MB/s", "—"),
     ("wal_append/single_event", "/s", ">= 1,500 /s"),
+    (
+        "wal_append/single_event_unconsolidated",
+        "/s",
+        "(consolidation off)",
+    ),
     ("wal_append/gix_baseline_single", "/s", "baseline"),
     ("wal_append/single_event_fsync", "/s", "—"),
     (
         "wal_append/batch_1000_events",
         "events/s",
         ">= 300k events/s",
+    ),
+    (
+        "wal_append/batch_1000_events_unconsolidated",
+        "events/s",
+        "(consolidation off)",
     ),
     (
         "wal_read/read_all_100k_in_1000_event_chunks",

@@ -31,9 +31,22 @@ fn event(actor: &ActorId, n: u64) -> Envelope {
 }
 
 fn wal(dir: &Path, durability: Durability) -> WalManager {
+    wal_with(dir, durability, WalOptions::default())
+}
+
+/// Consolidation off: what the background merges cost the appender.
+fn wal_unconsolidated(dir: &Path) -> WalManager {
+    let options = WalOptions {
+        consolidation: None,
+        ..WalOptions::default()
+    };
+    wal_with(dir, Durability::Buffered, options)
+}
+
+fn wal_with(dir: &Path, durability: Durability, options: WalOptions) -> WalManager {
     let options = WalOptions {
         durability,
-        ..WalOptions::default()
+        ..options
     };
     WalManager::with_options(GitRepo::init_bare(dir).unwrap(), "bench", options).unwrap()
 }
@@ -149,6 +162,16 @@ fn appends(c: &mut Criterion) {
     });
 
     let dir = tmp();
+    let w = wal_unconsolidated(dir.path());
+    let mut n = 0;
+    group.bench_function("single_event_unconsolidated", |b| {
+        b.iter(|| {
+            n += 1;
+            w.append(&[event(&actor, n)]).unwrap()
+        })
+    });
+
+    let dir = tmp();
     let repo = gix::init_bare(dir.path()).unwrap();
     let mut head = None;
     let mut n = 0;
@@ -174,6 +197,11 @@ fn appends(c: &mut Criterion) {
     let batch: Vec<Envelope> = (0..1000).map(|i| event(&actor, i)).collect();
     group.throughput(Throughput::Elements(1000));
     group.bench_function("batch_1000_events", |b| {
+        b.iter(|| w.append(&batch).unwrap())
+    });
+    let dir = tmp();
+    let w = wal_unconsolidated(dir.path());
+    group.bench_function("batch_1000_events_unconsolidated", |b| {
         b.iter(|| w.append(&batch).unwrap())
     });
     group.finish();
