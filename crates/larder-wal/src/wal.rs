@@ -24,8 +24,9 @@ pub const MERGE_ACTOR: &str = "larder";
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
     /// Objects (one pack per append) and the ref are written atomically
-    /// (temp file + rename) but not fsynced: a power loss may lose the last
-    /// appends, never corrupt the log. git's own default.
+    /// (temp file + rename) but not fsynced: safe against killed processes;
+    /// after a power loss the newest appends may be lost, or the ref may
+    /// name objects that never reached the disk. git's default.
     #[default]
     Buffered,
     /// Before `append` returns, the append's pack and index, the ref and
