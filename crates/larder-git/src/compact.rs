@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use gix::ObjectId;
 
+use crate::consolidate::remove_if_present;
 use crate::pack::PackBuilder;
 use crate::{GitError, GitRepo, Result};
 
@@ -78,17 +79,7 @@ impl GitRepo {
         for id in &ids {
             let hex = id.to_string();
             let path = self.objects_dir().join(&hex[..2]).join(&hex[2..]);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(GitError::Io {
-                        what: "removing",
-                        path: path.display().to_string(),
-                        source,
-                    });
-                }
-            }
+            remove_if_present(&path)?;
             // Empty fan-out directories stay: removing one could race a
             // concurrent writer renaming a new object into it.
         }

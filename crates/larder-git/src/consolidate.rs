@@ -341,7 +341,8 @@ fn copy_entries(
     Ok(())
 }
 
-fn remove_if_present(path: &Path) -> Result<()> {
+/// Deletes `path`; one already gone (someone else deleted it) is fine.
+pub(crate) fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

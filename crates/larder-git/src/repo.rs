@@ -469,20 +469,6 @@ impl GitRepo {
 
     // ---- durability ----------------------------------------------------
 
-    /// Flushes a loose object, and the directories naming it, to disk.
-    /// Objects that live in a pack are synced by [`GitRepo::sync_dir`] of
-    /// the pack directory when the pack is written.
-    pub fn sync_object(&self, id: ObjectId) -> Result<()> {
-        let hex = id.to_string();
-        let dir = self.objects_dir().join(&hex[..2]);
-        let file = dir.join(&hex[2..]);
-        if file.exists() {
-            sync_path(&file)?;
-            sync_path(&dir)?;
-        }
-        Ok(())
-    }
-
     /// Flushes a loose reference file and its directory to disk.
     pub fn sync_ref(&self, name: &str) -> Result<()> {
         let file = self.git_dir().join(name);
