@@ -2,7 +2,9 @@
 //!
 //! [`GitRepo`] opens bare and non-bare repositories isolated from global
 //! configuration; writes blobs, trees and commits without touching HEAD, the
-//! index or the work tree; moves references only by compare-and-swap
+//! index or the work tree — one at a time, or built in an [`ObjectBatch`] and
+//! written as one pack; merges small packs by size tier
+//! ([`ConsolidationPolicy`]); moves references only by compare-and-swap
 //! ([`Expected`]); walks history with hidden tips; and classifies failures
 //! (conflict, retryable lock, missing object) through gix's error API rather
 //! than message strings. Commits carry a fixed larder [`Identity`] unless the

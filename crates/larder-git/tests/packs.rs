@@ -316,3 +316,28 @@ fn what_a_crash_leaves_behind_reads_and_merges_cleanly() {
     }
     git(dir.path(), &["fsck", "--full", "--strict"], None);
 }
+
+#[test]
+fn packs_git_marked_to_stay_are_never_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init_bare(dir.path()).unwrap();
+    let mut paths = Vec::new();
+    for n in 0..3 {
+        let mut batch = ObjectBatch::new();
+        batch.blob(format!("blob {n}").into_bytes()).unwrap();
+        paths.push(repo.write_batch(&batch, false).unwrap().unwrap());
+    }
+    std::fs::write(paths[0].with_extension("keep"), b"").unwrap();
+    let merged = repo.merge_packs(u64::MAX).unwrap();
+    assert_eq!(merged.packs_merged, 2);
+    assert!(paths[0].exists(), "the kept pack stays");
+    assert_eq!(repo.pack_count().unwrap(), 2);
+    // With a multi-pack index, which names packs itself, nothing is touched.
+    git(dir.path(), &["multi-pack-index", "write"], None);
+    let mut batch = ObjectBatch::new();
+    batch.blob(b"one more".to_vec()).unwrap();
+    repo.write_batch(&batch, false).unwrap();
+    assert_eq!(repo.merge_packs(u64::MAX).unwrap().packs_merged, 0);
+    assert_eq!(repo.pack_count().unwrap(), 3);
+    git(dir.path(), &["fsck", "--full", "--strict"], None);
+}
