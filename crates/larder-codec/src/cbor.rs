@@ -11,7 +11,16 @@ use ciborium_ll::{Decoder, Encoder, Header};
 
 use crate::{CodecError, Result};
 
-/// The deepest nesting of arrays, maps and tags accepted inside a payload.
+/// The deepest nesting of arrays, maps and tags accepted inside a payload:
+/// a scalar has depth 0, `[]` depth 1, `[[1]]` depth 2, a tag adds one.
+///
+/// One bound for everyone: [`Payload::from_serde`](crate::Payload::from_serde)
+/// and [`Payload::from_value`](crate::Payload::from_value) refuse deeper
+/// values (`PayloadTooDeep`), and the validator behind
+/// [`Payload::from_canonical_bytes`](crate::Payload::from_canonical_bytes)
+/// and the chunk decoder refuse deeper bytes (`TooDeep`), each measuring
+/// from the payload's own root — so whatever a writer accepts, every
+/// reader accepts.
 pub const MAX_DEPTH: usize = 64;
 
 /// A cursor over CBOR input that never reads past its end.
@@ -247,16 +256,21 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips one complete data item of any type, validating it on the way,
-    /// and returns the byte range it occupied.
+    /// and returns the byte range it occupied. `depth` is the number of
+    /// containers around the item within its payload; a container that
+    /// would make the payload deeper than [`MAX_DEPTH`] is refused.
     pub(crate) fn item(&mut self, depth: usize) -> Result<(usize, usize)> {
         let start = self.pos;
-        if depth > MAX_DEPTH {
+        let header = self.header("a data item")?;
+        if matches!(header, Header::Array(_) | Header::Map(_) | Header::Tag(_))
+            && depth >= MAX_DEPTH
+        {
             return Err(CodecError::TooDeep {
                 offset: start,
                 limit: MAX_DEPTH,
             });
         }
-        match self.header("a data item")? {
+        match header {
             Header::Positive(_) | Header::Negative(_) | Header::Float(_) => {}
             Header::Simple(_) => {}
             Header::Bytes(Some(n)) => {

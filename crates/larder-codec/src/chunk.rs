@@ -14,6 +14,79 @@ pub const CODEC_CBOR: u8 = 1;
 /// Length of the fixed header: magic, version (u16 big-endian), codec, reserved.
 pub const HEADER_LEN: usize = 8;
 
+/// The largest encoded event (one envelope) any reader accepts: 16 MiB.
+/// Part of the format, like [`MAX_DEPTH`](crate::MAX_DEPTH): a writer's
+/// [`Limits`] can never exceed it, so what one replica writes every other
+/// replica reads.
+pub const MAX_EVENT_LEN: usize = 16 << 20;
+
+/// The largest chunk any reader accepts: 256 MiB.
+pub const MAX_CHUNK_LEN: usize = 256 << 20;
+
+/// The size limits a writer applies when it encodes a chunk.
+///
+/// Defaults: 1 MiB per event, 64 MiB per chunk — room for any event a log
+/// of application records should hold, and small enough that a reader's
+/// memory stays modest. Configurable up to the format's ceilings
+/// ([`MAX_EVENT_LEN`], [`MAX_CHUNK_LEN`]) and no further, because readers
+/// enforce those.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    max_event_bytes: usize,
+    max_chunk_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_event_bytes: 1 << 20,
+            max_chunk_bytes: 64 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits of `max_event_bytes` per encoded event and `max_chunk_bytes`
+    /// per chunk; [`CodecError::LimitAboveCeiling`] above the format's
+    /// ceilings.
+    pub fn new(max_event_bytes: usize, max_chunk_bytes: usize) -> Result<Self> {
+        for (what, requested, ceiling) in [
+            ("event", max_event_bytes, MAX_EVENT_LEN),
+            ("chunk", max_chunk_bytes, MAX_CHUNK_LEN),
+        ] {
+            if requested > ceiling {
+                return Err(CodecError::LimitAboveCeiling {
+                    what,
+                    requested,
+                    ceiling,
+                });
+            }
+        }
+        Ok(Self {
+            max_event_bytes,
+            max_chunk_bytes,
+        })
+    }
+
+    /// The format's ceilings: what readers accept.
+    pub const fn ceilings() -> Self {
+        Self {
+            max_event_bytes: MAX_EVENT_LEN,
+            max_chunk_bytes: MAX_CHUNK_LEN,
+        }
+    }
+
+    /// The most bytes one encoded event may take.
+    pub fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
+    }
+
+    /// The most bytes one chunk may take.
+    pub fn max_chunk_bytes(&self) -> usize {
+        self.max_chunk_bytes
+    }
+}
+
 /// The smallest possible encoded envelope, used to bound declared counts.
 const MIN_ENVELOPE_LEN: usize = 1 + 33 + 2 + 3 + 2 + 1 + 1;
 
@@ -24,24 +97,56 @@ fn header_bytes() -> [u8; HEADER_LEN] {
     ]
 }
 
-/// Encodes `events`, in the order given, as one chunk.
+/// Encodes `events`, in the order given, as one chunk, within the
+/// format's ceilings (what every reader accepts).
 pub fn encode_chunk(events: &[Envelope]) -> Result<Vec<u8>> {
+    encode_chunk_with(events, &Limits::ceilings())
+}
+
+/// Encodes `events` as one chunk within `limits`: an event or a chunk over
+/// its limit is a typed error naming the event and the sizes.
+pub fn encode_chunk_with(events: &[Envelope], limits: &Limits) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    encode_chunk_into(events, &mut out)?;
+    encode_chunk_into_with(events, limits, &mut out)?;
     Ok(out)
 }
 
 /// Encodes `events` as one chunk, appending to a caller-owned buffer
-/// (cleared first) so hot loops can reuse one allocation.
+/// (cleared first) so hot loops can reuse one allocation. Bounded by the
+/// format's ceilings.
 pub fn encode_chunk_into(events: &[Envelope], out: &mut Vec<u8>) -> Result<()> {
+    encode_chunk_into_with(events, &Limits::ceilings(), out)
+}
+
+/// [`encode_chunk_into`] within `limits`.
+pub fn encode_chunk_into_with(
+    events: &[Envelope],
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     if events.is_empty() {
         return Err(CodecError::EmptyChunk);
     }
     out.clear();
     out.extend_from_slice(&header_bytes());
     cbor::push_header(out, ciborium_ll::Header::Array(Some(events.len())));
-    for event in events {
+    for (index, event) in events.iter().enumerate() {
+        let before = out.len();
         event.encode_into(out);
+        let size = out.len() - before;
+        if size > limits.max_event_bytes {
+            return Err(CodecError::EventTooLarge {
+                index,
+                size,
+                limit: limits.max_event_bytes,
+            });
+        }
+        if out.len() > limits.max_chunk_bytes {
+            return Err(CodecError::ChunkTooLarge {
+                size: out.len(),
+                limit: limits.max_chunk_bytes,
+            });
+        }
     }
     Ok(())
 }
@@ -114,6 +219,12 @@ impl<'a> ChunkDecoder<'a> {
         if magic != MAGIC {
             return Err(CodecError::BadMagic { found: magic });
         }
+        if chunk.len() > MAX_CHUNK_LEN {
+            return Err(CodecError::ChunkTooLarge {
+                size: chunk.len(),
+                limit: MAX_CHUNK_LEN,
+            });
+        }
         let version = u16::from_be_bytes([chunk[4], chunk[5]]);
         if version != FORMAT_VERSION {
             return Err(CodecError::UnsupportedVersion {
@@ -180,7 +291,18 @@ impl Iterator for ChunkDecoder<'_> {
         }
         let index = self.next_index;
         self.next_index += 1;
-        let result = Envelope::decode(&mut self.reader, index, &mut self.cache);
+        let start = self.reader.pos();
+        let result = Envelope::decode(&mut self.reader, index, &mut self.cache).and_then(|e| {
+            let size = self.reader.pos() - start;
+            if size > MAX_EVENT_LEN {
+                return Err(CodecError::EventTooLarge {
+                    index,
+                    size,
+                    limit: MAX_EVENT_LEN,
+                });
+            }
+            Ok(e)
+        });
         if result.is_err() {
             self.done = true;
         }

@@ -139,8 +139,18 @@ impl Payload {
         Self::from_value(value)
     }
 
-    /// Encodes a CBOR value canonically (map keys sorted, duplicates rejected).
+    /// Encodes a CBOR value canonically (map keys sorted, duplicates
+    /// rejected). A value nested deeper than [`MAX_DEPTH`](crate::MAX_DEPTH)
+    /// is refused with [`CodecError::PayloadTooDeep`], the bound every
+    /// reader applies.
     pub fn from_value(value: ciborium::Value) -> Result<Self> {
+        let depth = value_depth(&value);
+        if depth > cbor::MAX_DEPTH {
+            return Err(CodecError::PayloadTooDeep {
+                depth,
+                limit: cbor::MAX_DEPTH,
+            });
+        }
         let value = canonicalize(value)?;
         let mut out = Vec::new();
         ciborium::into_writer(&value, &mut out)
@@ -211,6 +221,37 @@ pub fn text_item(bytes: &[u8]) -> Option<&str> {
     let mut reader = Reader::new(bytes, 0);
     let text = reader.text("text").ok()?;
     (reader.remaining() == 0).then_some(text)
+}
+
+/// How deeply `value` nests arrays, maps and tags (a scalar is 0, `[]` is
+/// 1), measured without recursion so a pathological value cannot exhaust
+/// the stack here.
+fn value_depth(value: &ciborium::Value) -> usize {
+    use ciborium::Value;
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, above)) = stack.pop() {
+        let own = match v {
+            Value::Array(items) => {
+                stack.extend(items.iter().map(|i| (i, above + 1)));
+                above + 1
+            }
+            Value::Map(entries) => {
+                for (k, val) in entries {
+                    stack.push((k, above + 1));
+                    stack.push((val, above + 1));
+                }
+                above + 1
+            }
+            Value::Tag(_, inner) => {
+                stack.push((inner, above + 1));
+                above + 1
+            }
+            _ => above,
+        };
+        deepest = deepest.max(own);
+    }
+    deepest
 }
 
 /// Sorts every map's keys by their encoded bytes (RFC 8949 §4.2.1).
@@ -401,7 +442,9 @@ impl Envelope {
                 reason,
             });
         }
-        let (payload_start, payload_end) = reader.item(1)?;
+        // Depth counts from the payload's root, exactly as the validator
+        // behind `Payload::from_canonical_bytes` counts it.
+        let (payload_start, payload_end) = reader.item(0)?;
         let fields_end = reader.pos();
         let signature = reader.optional_bytes("the signature (bytes or null)")?;
 

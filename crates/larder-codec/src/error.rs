@@ -87,6 +87,45 @@ pub enum CodecError {
         /// The nesting limit.
         limit: usize,
     },
+    /// A payload value to encode nests deeper than
+    /// [`MAX_DEPTH`](crate::MAX_DEPTH): no reader would accept it.
+    #[error("payload nests {depth} levels deep; the limit is {limit}")]
+    PayloadTooDeep {
+        /// How deep the value nests.
+        depth: usize,
+        /// The nesting limit.
+        limit: usize,
+    },
+    /// One event's encoding is larger than the limit in force.
+    #[error("event {index} encodes to {size} bytes; the limit is {limit}")]
+    EventTooLarge {
+        /// The event's position in its chunk.
+        index: usize,
+        /// Its encoded size.
+        size: usize,
+        /// The limit (a writer's [`Limits`](crate::Limits), or the
+        /// format's [`MAX_EVENT_LEN`](crate::MAX_EVENT_LEN) for readers).
+        limit: usize,
+    },
+    /// A chunk is larger than the limit in force.
+    #[error("chunk of {size} bytes; the limit is {limit}")]
+    ChunkTooLarge {
+        /// The chunk's size.
+        size: usize,
+        /// The limit (a writer's [`Limits`](crate::Limits), or the
+        /// format's [`MAX_CHUNK_LEN`](crate::MAX_CHUNK_LEN) for readers).
+        limit: usize,
+    },
+    /// Writer limits above what the format lets readers accept.
+    #[error("{what} limit {requested} is above the format's ceiling {ceiling}")]
+    LimitAboveCeiling {
+        /// Which limit.
+        what: &'static str,
+        /// The value asked for.
+        requested: usize,
+        /// The format's ceiling.
+        ceiling: usize,
+    },
     /// A text item is not valid UTF-8.
     #[error("invalid UTF-8 in text at byte {offset}")]
     InvalidUtf8 {

@@ -33,8 +33,9 @@ mod serde_impls;
 
 pub use cbor::MAX_DEPTH;
 pub use chunk::{
-    CODEC_CBOR, ChunkDecoder, FORMAT_VERSION, HEADER_LEN, MAGIC, chunk_id, decode_chunk,
-    decode_chunk_verified, encode_chunk, encode_chunk_into, verify_chunk_id,
+    CODEC_CBOR, ChunkDecoder, FORMAT_VERSION, HEADER_LEN, Limits, MAGIC, MAX_CHUNK_LEN,
+    MAX_EVENT_LEN, chunk_id, decode_chunk, decode_chunk_verified, encode_chunk, encode_chunk_into,
+    encode_chunk_into_with, encode_chunk_with, verify_chunk_id,
 };
 pub use envelope::{
     ActorId, Envelope, MAX_ACTOR_LEN, MAX_KIND_LEN, PREIMAGE_SCHEMA_VERSION, Payload, Timestamp,

@@ -83,6 +83,17 @@ impl Meta {
         }
         match (self.kind, self.chunk.is_some(), parents.len()) {
             (CommitKind::Append, true, 0 | 1) => Ok(()),
+            // A merge adds no events: a claimed count would mislead every
+            // count read from meta.json (reports, snapshot policies).
+            (CommitKind::Merge, false, 2..) if self.events.unwrap_or(0) != 0 => {
+                Err(WalError::BadMeta {
+                    commit,
+                    reason: format!(
+                        "a merge commit claims {} events; merges carry none",
+                        self.events.unwrap_or(0)
+                    ),
+                })
+            }
             (CommitKind::Merge, false, 2..) => Ok(()),
             _ => Err(WalError::BadMeta {
                 commit,

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use larder_codec::{ActorId, ChunkId, Envelope, chunk_id, decode_chunk_verified, encode_chunk};
+use larder_codec::{
+    ActorId, ChunkId, Envelope, Limits, chunk_id, decode_chunk_verified, encode_chunk_with,
+};
 use larder_git::{
     ConsolidationPolicy, EntryKind, Expected, GitError, GitRepo, Identity, ObjectBatch, ObjectId,
     TreeEntry,
@@ -55,6 +57,10 @@ pub struct WalOptions {
     /// `fan_in` starts a merge on a background thread (a directory listing
     /// when nothing is due).
     pub consolidation: Option<ConsolidationPolicy>,
+    /// Size bounds `append` applies to each event and each chunk (defaults
+    /// 1 MiB and 64 MiB; at most the format's ceilings, which every reader
+    /// enforces, so anything appended can be read everywhere).
+    pub limits: Limits,
 }
 
 impl Default for WalOptions {
@@ -66,6 +72,7 @@ impl Default for WalOptions {
             max_attempts: 10_000,
             max_lock_waits: 30,
             consolidation: Some(ConsolidationPolicy::default()),
+            limits: Limits::default(),
         }
     }
 }
@@ -260,7 +267,7 @@ impl WalManager {
                 index,
             });
         }
-        let chunk = encode_chunk(events)?;
+        let chunk = encode_chunk_with(events, &self.options.limits)?;
         let cid = chunk_id(&chunk);
         let mut objects = ObjectBatch::new();
         let blob = objects.blob(chunk)?;
@@ -358,9 +365,13 @@ impl WalManager {
     /// Writes the deterministic merge commit of `parents` (sorted, ≥ 2).
     fn write_merge(&self, parents: &[ObjectId]) -> Result<ObjectId> {
         let mut generation = 0;
+        let mut newest = parents[0];
         let mut time = 0;
         for &p in parents {
-            generation = generation.max(load_node(&self.repo, p)?.generation);
+            let g = load_node(&self.repo, p)?.generation;
+            if g > generation {
+                (generation, newest) = (g, p);
+            }
             time = time.max(
                 self.repo
                     .read_commit(p)
@@ -382,7 +393,7 @@ impl WalManager {
         let root = objects.tree(&[entry("meta.json", EntryKind::Blob, meta_blob)])?;
         let message = with_generation(
             &format!("larder: merge {} heads\n", parents.len()),
-            generation + 1,
+            next_generation(newest, generation)?,
         );
         let commit = objects.commit(root, parents, &message, None, time)?;
         self.repo
@@ -403,7 +414,7 @@ impl WalManager {
     /// reports; use [`WalManager::incoming`] to verify).
     pub fn count_between(&self, head: ObjectId, base: Option<ObjectId>) -> Result<(u64, u64)> {
         let painted = paint(&self.repo, head, base)?;
-        let mut events = 0;
+        let mut events: u64 = 0;
         for node in &painted.new {
             let root = self
                 .repo
@@ -414,7 +425,9 @@ impl WalManager {
                     .repo
                     .read_blob(meta.id)
                     .map_err(|e| object_error(node.id, "meta.json", meta.id, e))?;
-                events += Meta::parse(node.id, &bytes)?.events.unwrap_or(0);
+                let meta = Meta::parse(node.id, &bytes)?;
+                meta.check_parents(node.id, &node.parents)?;
+                events = events.saturating_add(meta.events.unwrap_or(0));
             }
         }
         Ok((painted.new.len() as u64, events))
@@ -452,7 +465,7 @@ impl WalManager {
             attempts += 1;
             let head = self.head()?;
             let generation = match head {
-                Some(h) => self.generation_of(h)? + 1,
+                Some(h) => next_generation(h, self.generation_of(h)?)?,
                 None => 1,
             };
             let (meta, entries) = build(head);
@@ -695,7 +708,7 @@ impl WalManager {
                 .collect();
             if let Some(pg) = parent_gens {
                 let max = pg.into_iter().max().unwrap_or(0);
-                if *g != max + 1 {
+                if Some(*g) != max.checked_add(1) {
                     report.problems.push(WalError::BadMeta {
                         commit: *id,
                         reason: format!("generation {g}, but its parents' largest is {max}"),
@@ -958,6 +971,15 @@ fn load_commit(
         meta,
         events,
         chunk_bytes: bytes.len() as u64,
+    })
+}
+
+/// The generation of a child of `parent` (whose generation is `generation`),
+/// or a typed error when a hostile history claims the largest one.
+fn next_generation(parent: ObjectId, generation: u64) -> Result<u64> {
+    generation.checked_add(1).ok_or_else(|| WalError::BadMeta {
+        commit: parent,
+        reason: format!("generation {generation} leaves no room for a successor"),
     })
 }
 

@@ -149,7 +149,7 @@ pub(crate) fn paint_many(
             }
             max_parent = max_parent.max(nodes[&p].generation);
         }
-        if generation != max_parent + 1 {
+        if Some(generation) != max_parent.checked_add(1) {
             return Err(WalError::BadMeta {
                 commit: id,
                 reason: format!(
