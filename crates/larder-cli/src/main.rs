@@ -141,6 +141,9 @@ enum SnapshotAction {
 #[derive(Subcommand)]
 enum LockAction {
     /// Acquire a lease; exit code 3 if another holder has it.
+    // Every acquisition is its own holder, even from this clone: a second
+    // `acquire` while the lease is live is refused (exit code 3). It prints
+    // the fencing token that later `renew`/`release --token` calls name.
     Acquire {
         /// The resource.
         resource: String,
@@ -155,7 +158,8 @@ enum LockAction {
     Renew {
         /// The resource.
         resource: String,
-        /// The lease's fencing token (default: the current one, if yours).
+        /// The lease's fencing token, as `acquire` printed it (default: the
+        /// current one, if this replica holds it — whichever process took it).
         #[arg(long)]
         token: Option<u64>,
         /// New lease length from now.
@@ -169,7 +173,8 @@ enum LockAction {
     Release {
         /// The resource.
         resource: String,
-        /// The lease's fencing token (default: the current one, if yours).
+        /// The lease's fencing token, as `acquire` printed it (default: the
+        /// current one, if this replica holds it — whichever process took it).
         #[arg(long)]
         token: Option<u64>,
         /// Authority remote.
@@ -489,30 +494,46 @@ fn lock(cli: &Cli, action: &LockAction) -> Result<ExitCode, LarderError> {
                 if cli.json {
                     println!(
                         "{}",
-                        json!({ "token": lease.token, "resource": lease.resource, "holder": lease.holder.as_str(), "expires_ms": lease.expires_ms })
+                        json!({ "token": lease.token, "resource": lease.resource, "holder": lease.holder.as_str(), "holder_id": lease.holder_id, "expires_ms": lease.expires_ms })
                     );
                 } else {
                     println!(
-                        "acquired {} with fencing token {}",
-                        lease.resource, lease.token
+                        "acquired {} with fencing token {} (renew or release it with --token {})",
+                        lease.resource, lease.token, lease.token
                     );
                 }
             }
             Err(LockError::Held {
                 resource,
                 holder,
+                holder_id,
                 expires_in_ms,
                 token,
             }) => {
                 if cli.json {
                     println!(
                         "{}",
-                        json!({ "held": true, "resource": resource, "holder": holder, "token": token, "expires_in_ms": expires_in_ms })
+                        json!({ "held": true, "resource": resource, "holder": holder, "holder_id": holder_id, "token": token, "expires_in_ms": expires_in_ms })
                     );
                 } else {
                     eprintln!(
                         "larder: {resource} is held by {holder} (token {token}) for another {expires_in_ms} ms"
                     );
+                }
+                return Ok(ExitCode::from(3));
+            }
+            Err(
+                e @ LockError::OwnLeaseInSkewMargin {
+                    token, retry_in_ms, ..
+                },
+            ) => {
+                if cli.json {
+                    println!(
+                        "{}",
+                        json!({ "held": true, "own_expired": true, "resource": resource, "token": token, "expires_in_ms": retry_in_ms })
+                    );
+                } else {
+                    eprintln!("larder: {e}");
                 }
                 return Ok(ExitCode::from(3));
             }
@@ -526,14 +547,7 @@ fn lock(cli: &Cli, action: &LockAction) -> Result<ExitCode, LarderError> {
         } => {
             let m = manager(remote)?;
             let token = token_or_current(&m, resource, token)?;
-            let lease = larder::lock::Lease {
-                resource: resource.clone(),
-                holder: m.actor().clone(),
-                token,
-                acquired_ms: 0,
-                expires_ms: 0,
-            };
-            let renewed = m.renew(&lease, *ttl)?;
+            let renewed = m.renew_token(resource, token, *ttl)?;
             if cli.json {
                 println!(
                     "{}",

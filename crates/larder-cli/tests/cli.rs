@@ -347,3 +347,64 @@ fn sync_snapshot_lock_and_stats_through_the_cli() {
     let bad_ttl = larder(&b, &["lock", "acquire", "x", "--ttl", "5 parsecs"]);
     assert_eq!(bad_ttl.status.code(), Some(2));
 }
+
+#[test]
+fn lock_acquisitions_from_two_processes_of_one_clone_exclude_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(larder(dir.path(), &["init"]).status.success());
+    let first = larder(
+        dir.path(),
+        &["--json", "lock", "acquire", "deploy", "--ttl", "5m"],
+    );
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let first: serde_json::Value = serde_json::from_str(stdout(&first).trim()).unwrap();
+    let token = first["token"].as_u64().unwrap();
+    assert!(first["holder_id"].as_str().is_some_and(|h| !h.is_empty()));
+    // A second process of the same clone (same actor) is another holder.
+    let second = larder(dir.path(), &["--json", "lock", "acquire", "deploy"]);
+    assert_eq!(second.status.code(), Some(3), "{}", stdout(&second));
+    let second: serde_json::Value = serde_json::from_str(stdout(&second).trim()).unwrap();
+    assert_eq!(second["held"], true);
+    assert_eq!(second["token"].as_u64(), Some(token));
+    assert_eq!(second["holder_id"], first["holder_id"]);
+    let text = larder(dir.path(), &["lock", "acquire", "deploy"]);
+    assert_eq!(text.status.code(), Some(3));
+    // A wrong token releases nothing; the one `acquire` printed does.
+    let wrong = larder(
+        dir.path(),
+        &[
+            "lock",
+            "release",
+            "deploy",
+            "--token",
+            &(token + 1).to_string(),
+        ],
+    );
+    assert!(!wrong.status.success());
+    let renewed = larder(
+        dir.path(),
+        &["lock", "renew", "deploy", "--token", &token.to_string()],
+    );
+    assert!(
+        renewed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&renewed.stderr)
+    );
+    let released = larder(
+        dir.path(),
+        &["lock", "release", "deploy", "--token", &token.to_string()],
+    );
+    assert!(
+        released.status.success(),
+        "{}",
+        String::from_utf8_lossy(&released.stderr)
+    );
+    let next = larder(dir.path(), &["--json", "lock", "acquire", "deploy"]);
+    let next: serde_json::Value = serde_json::from_str(stdout(&next).trim()).unwrap();
+    assert_eq!(next["token"].as_u64(), Some(token + 1));
+    assert_ne!(next["holder_id"], first["holder_id"]);
+}

@@ -35,6 +35,7 @@ fn redact(mut v: serde_json::Value) -> String {
     for key in [
         "actor",
         "holder",
+        "holder_id",
         "expires_ms",
         "commit",
         "git_dir",

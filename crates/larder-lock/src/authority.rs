@@ -41,7 +41,11 @@ pub enum Authority {
 /// Outcome of a compare-and-swap.
 pub(crate) enum Cas {
     Done,
+    /// The ref did not hold the expected value.
     Lost,
+    /// The ref's `.lock` file existed through git's wait (another writer,
+    /// or one that crashed); the path is that file.
+    Locked(String),
 }
 
 impl Authority {
@@ -167,7 +171,13 @@ impl Authority {
                 let expected = expected.map_or(Expected::MustNotExist, Expected::MustBe);
                 match repo.update_ref(name, expected, new, "larder: lock") {
                     Ok(()) => Ok(Cas::Done),
-                    Err(e) if e.is_conflict() || e.is_retryable() => Ok(Cas::Lost),
+                    Err(e) if e.is_conflict() => Ok(Cas::Lost),
+                    Err(e) if e.is_retryable() => Ok(Cas::Locked(
+                        repo.git_dir()
+                            .join(format!("{name}.lock"))
+                            .display()
+                            .to_string(),
+                    )),
                     Err(e) => Err(self.git_error(e)),
                 }
             }

@@ -11,8 +11,13 @@ use serde::{Deserialize, Serialize};
 use crate::authority::{Authority, Cas};
 use crate::{LockError, Result};
 
-/// The lock record format this build writes and reads.
-pub const LOCK_FORMAT_VERSION: u32 = 1;
+/// The lock record format this build writes. Version 2 added
+/// [`LockRecord::holder_id`]; version-1 records are still read, their
+/// holder counted as having no holder id.
+pub const LOCK_FORMAT_VERSION: u32 = 2;
+
+/// The oldest record format this build reads.
+const OLDEST_READABLE_FORMAT: u32 = 1;
 
 /// The longest resource name accepted, in bytes.
 pub const MAX_RESOURCE_LEN: usize = 1024;
@@ -25,8 +30,13 @@ pub struct LockRecord {
     pub format: u32,
     /// The resource, checked against the ref's hash on every read.
     pub resource: String,
-    /// The holder, or `None` when the lock is free (released).
+    /// The holder's actor, or `None` when the lock is free (released).
     pub holder: Option<String>,
+    /// The acquisition holding the lease: a random id minted by each
+    /// `acquire`, so two processes of one actor are two holders. `None`
+    /// when free, and in records written by format-1 builds.
+    #[serde(default)]
+    pub holder_id: Option<String>,
     /// The fencing token of the latest acquisition (kept when released).
     pub token: u64,
     /// When the holder acquired it, by the holder's clock (ms since epoch).
@@ -37,15 +47,21 @@ pub struct LockRecord {
     pub nonce: String,
 }
 
-/// A lease the caller holds.
+/// A lease the caller holds: one acquisition. Only this lease (or its
+/// token, through [`LockManager::renew_token`] and
+/// [`LockManager::release_token`]) renews or releases it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
     /// The resource.
     pub resource: String,
-    /// The holder (this manager's actor).
+    /// The holder's actor (this manager's).
     pub holder: ActorId,
+    /// This acquisition's holder id, as stored in the lock record (`None`
+    /// only for a lease a format-1 build acquired, renewed by token).
+    pub holder_id: Option<String>,
     /// The fencing token: strictly greater than every token issued before
-    /// for this resource. Hand it to downstream systems with every write.
+    /// for this resource, so it also names this acquisition. Hand it to
+    /// downstream systems with every write.
     pub token: u64,
     /// When the lease was acquired (holder's clock, ms since epoch).
     pub acquired_ms: u64,
@@ -58,8 +74,11 @@ pub struct Lease {
 pub struct LockInfo {
     /// The resource.
     pub resource: String,
-    /// The holder, if the lock is held (possibly expired).
+    /// The holder's actor, if the lock is held (possibly expired).
     pub holder: Option<String>,
+    /// The holding acquisition's id (`None` when free, or for a lease
+    /// written by a format-1 build).
+    pub holder_id: Option<String>,
     /// The latest fencing token.
     pub token: u64,
     /// When the holder acquired it.
@@ -87,6 +106,10 @@ pub struct LockOptions {
     /// How many lost compare-and-swaps an operation absorbs before
     /// reporting [`LockError::Stale`].
     pub max_attempts: u32,
+    /// How many times an operation waits for the lock ref's `<ref>.lock`
+    /// file to go away (git waits about 100 ms, with backoff, each time)
+    /// before reporting [`LockError::RefLocked`] with the file's path.
+    pub max_lock_waits: u32,
 }
 
 impl Default for LockOptions {
@@ -95,6 +118,7 @@ impl Default for LockOptions {
             namespace: "larder".into(),
             max_skew_ms: 2_000,
             max_attempts: 16,
+            max_lock_waits: 20,
         }
     }
 }
@@ -171,104 +195,179 @@ impl LockManager {
         format!("refs/{}/locks/", self.options.namespace)
     }
 
-    /// Acquires `resource` for `ttl_ms` milliseconds. Re-acquiring a live
-    /// lease of our own extends it and keeps its token; any other
-    /// acquisition (first, after release, or taking over an expired lease)
-    /// issues `token + 1` in a single compare-and-swap.
+    /// Acquires `resource` for `ttl_ms` milliseconds as a new holder:
+    /// the first acquisition, one after a release, or a takeover of a
+    /// lease expired past the skew margin, each issuing `token + 1` in a
+    /// single compare-and-swap. A live lease is [`LockError::Held`] even
+    /// when this actor holds it (another process or thread of this clone
+    /// is another holder); this actor's own expired lease still inside the
+    /// margin is [`LockError::OwnLeaseInSkewMargin`]. A last token of
+    /// `u64::MAX` is [`LockError::TokensExhausted`].
     pub fn acquire(&self, resource: &str, ttl_ms: u64) -> Result<Lease> {
         check_resource(resource)?;
         let name = self.ref_for(resource);
-        for _ in 0..self.options.max_attempts {
-            let now = self.clock.now_millis();
-            let current = self.read(&name, resource)?;
-            let (parent, token, acquired_ms) = match &current {
-                Current::Absent => (None, 1, now),
-                Current::Present(id, rec) => match rec.holder.as_deref() {
-                    Some(h) if h == self.actor.as_str() && now < rec.expires_ms => {
-                        (Some(*id), rec.token, rec.acquired_ms)
+        let holder_id = self.nonce();
+        let record = self.update(resource, &name, "acquire", |now, current| {
+            let (parent, token) = match current {
+                Current::Absent => (None, 1),
+                Current::Present(id, rec) => {
+                    if let Some(h) = &rec.holder {
+                        let free_at = rec.expires_ms.saturating_add(self.options.max_skew_ms);
+                        if now < free_at {
+                            return Err(self.refusal(resource, h, &rec, now, free_at));
+                        }
                     }
-                    Some(h) if now < rec.expires_ms.saturating_add(self.options.max_skew_ms) => {
-                        return Err(LockError::Held {
-                            resource: resource.into(),
-                            holder: h.into(),
-                            expires_in_ms: rec.expires_ms.saturating_add(self.options.max_skew_ms)
-                                - now,
-                            token: rec.token,
-                        });
-                    }
-                    _ => (Some(*id), rec.token.saturating_add(1), now),
-                },
+                    let next =
+                        rec.token
+                            .checked_add(1)
+                            .ok_or_else(|| LockError::TokensExhausted {
+                                resource: resource.into(),
+                                reference: name.clone(),
+                            })?;
+                    (Some(id), next)
+                }
             };
             let record = LockRecord {
                 format: LOCK_FORMAT_VERSION,
                 resource: resource.into(),
                 holder: Some(self.actor.to_string()),
+                holder_id: Some(holder_id.clone()),
                 token,
-                acquired_ms,
+                acquired_ms: now,
                 expires_ms: now.saturating_add(ttl_ms),
                 nonce: self.nonce(),
             };
-            if let Cas::Done = self.swap(&name, parent, &record, "acquire")? {
-                return Ok(self.lease(record));
-            }
-        }
-        Err(LockError::Stale {
-            resource: resource.into(),
-        })
+            Ok((parent, record))
+        })?;
+        Ok(self.lease(record))
     }
 
-    /// Extends a live lease by `ttl_ms` from now; the token stays.
+    /// Why a lease that is live, or expired but inside the skew margin,
+    /// refuses an acquisition.
+    fn refusal(
+        &self,
+        resource: &str,
+        holder: &str,
+        rec: &LockRecord,
+        now: u64,
+        free_at: u64,
+    ) -> LockError {
+        if holder == self.actor.as_str() && now >= rec.expires_ms {
+            LockError::OwnLeaseInSkewMargin {
+                resource: resource.into(),
+                holder: holder.into(),
+                token: rec.token,
+                expired_ago_ms: now - rec.expires_ms,
+                retry_in_ms: free_at - now,
+            }
+        } else {
+            LockError::Held {
+                resource: resource.into(),
+                holder: holder.into(),
+                holder_id: rec.holder_id.clone(),
+                expires_in_ms: free_at - now,
+                token: rec.token,
+            }
+        }
+    }
+
+    /// Extends a live lease by `ttl_ms` from now; the token stays. Only
+    /// the acquisition that `lease` came from can renew it.
     pub fn renew(&self, lease: &Lease, ttl_ms: u64) -> Result<Lease> {
-        let name = self.ref_for(&lease.resource);
-        for _ in 0..self.options.max_attempts {
-            let now = self.clock.now_millis();
-            let (id, rec) = self.held_by_me(&name, &lease.resource, lease.token)?;
+        self.renew_matching(&lease.resource, lease.token, Some(&lease.holder_id), ttl_ms)
+    }
+
+    /// Extends the live lease on `resource` with `token` held by this
+    /// actor — how a later process renews a lease an earlier one acquired.
+    /// The token names the acquisition: tokens strictly increase, so no
+    /// other acquisition of this resource ever had it.
+    pub fn renew_token(&self, resource: &str, token: u64, ttl_ms: u64) -> Result<Lease> {
+        self.renew_matching(resource, token, None, ttl_ms)
+    }
+
+    fn renew_matching(
+        &self,
+        resource: &str,
+        token: u64,
+        holder_id: Option<&Option<String>>,
+        ttl_ms: u64,
+    ) -> Result<Lease> {
+        check_resource(resource)?;
+        let name = self.ref_for(resource);
+        let record = self.update(resource, &name, "renew", |now, current| {
+            let (id, rec) = self.held_by_me(resource, current, token, holder_id)?;
             if now >= rec.expires_ms {
                 return Err(LockError::Expired {
-                    resource: lease.resource.clone(),
-                    token: lease.token,
+                    resource: resource.into(),
+                    token,
                     ago_ms: now - rec.expires_ms,
                 });
             }
             let record = LockRecord {
+                format: LOCK_FORMAT_VERSION,
                 expires_ms: now.saturating_add(ttl_ms),
                 nonce: self.nonce(),
                 ..rec
             };
-            if let Cas::Done = self.swap(&name, Some(id), &record, "renew")? {
-                return Ok(self.lease(record));
-            }
-        }
-        Err(LockError::Stale {
-            resource: lease.resource.clone(),
-        })
+            Ok((Some(id), record))
+        })?;
+        Ok(self.lease(record))
     }
 
-    /// Releases a lease.
+    /// Releases a lease. Only the acquisition that `lease` came from can
+    /// release it. The lock becomes free but keeps its token, so the next
+    /// acquisition's is still greater.
     pub fn release(&self, lease: &Lease) -> Result<()> {
-        self.release_token(&lease.resource, lease.token)
+        self.release_matching(&lease.resource, lease.token, Some(&lease.holder_id))
     }
 
     /// Releases the lease on `resource` with `token` held by this actor —
-    /// how a process releases a lease an earlier process acquired. The lock
-    /// becomes free but keeps its token, so the next one is still greater.
+    /// how a later process releases a lease an earlier one acquired (the
+    /// token names the acquisition, as for [`LockManager::renew_token`]).
     pub fn release_token(&self, resource: &str, token: u64) -> Result<()> {
+        self.release_matching(resource, token, None)
+    }
+
+    fn release_matching(
+        &self,
+        resource: &str,
+        token: u64,
+        holder_id: Option<&Option<String>>,
+    ) -> Result<()> {
+        check_resource(resource)?;
         let name = self.ref_for(resource);
-        for _ in 0..self.options.max_attempts {
-            let now = self.clock.now_millis();
-            let (id, rec) = self.held_by_me(&name, resource, token)?;
+        self.update(resource, &name, "release", |now, current| {
+            let (id, rec) = self.held_by_me(resource, current, token, holder_id)?;
             let record = LockRecord {
+                format: LOCK_FORMAT_VERSION,
                 holder: None,
+                holder_id: None,
                 expires_ms: now.min(rec.expires_ms),
                 nonce: self.nonce(),
                 ..rec
             };
-            if let Cas::Done = self.swap(&name, Some(id), &record, "release")? {
-                return Ok(());
+            Ok((Some(id), record))
+        })?;
+        Ok(())
+    }
+
+    /// Whether `token` is the current lease on `resource`: the latest
+    /// token issued, held (not released), and not expired by this
+    /// manager's clock. A downstream system that can ask the authority
+    /// checks this before acting on a write carrying `token`; one that
+    /// cannot keeps a [`FencedStore`](crate::FencedStore). Like any check
+    /// followed by an action, the answer can go stale right after it is
+    /// given; a fenced store's highest-token rule has no such gap.
+    pub fn is_current(&self, resource: &str, token: u64) -> Result<bool> {
+        check_resource(resource)?;
+        let name = self.ref_for(resource);
+        Ok(match self.read(&name, resource)? {
+            Current::Absent => false,
+            Current::Present(_, rec) => {
+                rec.token == token
+                    && rec.holder.is_some()
+                    && self.clock.now_millis() < rec.expires_ms
             }
-        }
-        Err(LockError::Stale {
-            resource: resource.into(),
         })
     }
 
@@ -311,17 +410,20 @@ impl LockManager {
                 .unwrap_or(false);
             if (rec.holder.is_none() || expired) && has_history {
                 let record = LockRecord {
+                    format: LOCK_FORMAT_VERSION,
                     holder: None,
+                    holder_id: None,
                     nonce: self.nonce(),
                     ..rec
                 };
-                let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
+                let bytes = encode(&name, &record)?;
                 let fresh = self.authority.write_state(
                     &bytes,
                     None,
                     "larder: lock gc\n",
                     unix_seconds(now),
                 )?;
+                // A lost race or a locked ref just leaves this lock untrimmed.
                 if let Cas::Done = self.authority.cas(&name, Some(id), fresh)? {
                     trimmed += 1;
                 }
@@ -331,6 +433,46 @@ impl LockManager {
     }
 
     // ---- internals -------------------------------------------------------
+
+    /// One read-decide-swap loop: `next` turns the state just read into the
+    /// state to write (or an error), which replaces it by one
+    /// compare-and-swap. A lost swap is retried from a fresh read, up to
+    /// `max_attempts` ([`LockError::Stale`]); a ref held by a `.lock` file
+    /// is waited for up to `max_lock_waits` times ([`LockError::RefLocked`]).
+    fn update(
+        &self,
+        resource: &str,
+        name: &str,
+        what: &str,
+        mut next: impl FnMut(u64, Current) -> Result<(Option<ObjectId>, LockRecord)>,
+    ) -> Result<LockRecord> {
+        let (mut lost, mut waits) = (0u32, 0u32);
+        loop {
+            let now = self.clock.now_millis();
+            let current = self.read(name, resource)?;
+            let (parent, record) = next(now, current)?;
+            match self.swap(name, parent, &record, what)? {
+                Cas::Done => return Ok(record),
+                Cas::Lost => {
+                    lost += 1;
+                    if lost >= self.options.max_attempts {
+                        return Err(LockError::Stale {
+                            resource: resource.into(),
+                        });
+                    }
+                }
+                Cas::Locked(lock_path) => {
+                    waits += 1;
+                    if waits > self.options.max_lock_waits {
+                        return Err(LockError::RefLocked {
+                            resource: resource.into(),
+                            lock_path,
+                        });
+                    }
+                }
+            }
+        }
+    }
 
     fn read(&self, name: &str, resource: &str) -> Result<Current> {
         let Some(id) = self.authority.read(name)? else {
@@ -371,8 +513,11 @@ impl LockManager {
             .map_err(|e| malformed(e.to_string()))?;
         let rec: LockRecord =
             serde_json::from_slice(&bytes).map_err(|e| malformed(e.to_string()))?;
-        if rec.format != LOCK_FORMAT_VERSION {
+        if !(OLDEST_READABLE_FORMAT..=LOCK_FORMAT_VERSION).contains(&rec.format) {
             return Err(malformed(format!("unsupported format {}", rec.format)));
+        }
+        if rec.format < 2 && rec.holder_id.is_some() {
+            return Err(malformed("a format-1 record with a holder id".into()));
         }
         if self.ref_for(&rec.resource) != name {
             return Err(malformed(format!(
@@ -383,21 +528,35 @@ impl LockManager {
         Ok(rec)
     }
 
-    fn held_by_me(&self, name: &str, resource: &str, token: u64) -> Result<(ObjectId, LockRecord)> {
+    /// The state read, if it is the lease with `token` held by this actor
+    /// — and, when `holder_id` is given, by that acquisition.
+    fn held_by_me(
+        &self,
+        resource: &str,
+        current: Current,
+        token: u64,
+        holder_id: Option<&Option<String>>,
+    ) -> Result<(ObjectId, LockRecord)> {
         let not_holder = |current: String| LockError::NotHolder {
             resource: resource.into(),
             token,
             current,
         };
-        match self.read(name, resource)? {
+        match current {
             Current::Absent => Err(not_holder("never acquired".into())),
             Current::Present(id, rec) => {
-                if rec.token == token && rec.holder.as_deref() == Some(self.actor.as_str()) {
+                if rec.token == token
+                    && rec.holder.as_deref() == Some(self.actor.as_str())
+                    && holder_id.is_none_or(|h| *h == rec.holder_id)
+                {
                     Ok((id, rec))
                 } else {
-                    Err(not_holder(match &rec.holder {
-                        Some(h) => format!("held by {h} with token {}", rec.token),
-                        None => format!("free, last token {}", rec.token),
+                    Err(not_holder(match (&rec.holder, &rec.holder_id) {
+                        (Some(h), Some(hid)) => {
+                            format!("held by {h} as holder {hid} with token {}", rec.token)
+                        }
+                        (Some(h), None) => format!("held by {h} with token {}", rec.token),
+                        (None, _) => format!("free, last token {}", rec.token),
                     }))
                 }
             }
@@ -411,7 +570,7 @@ impl LockManager {
         record: &LockRecord,
         what: &str,
     ) -> Result<Cas> {
-        let bytes = serde_json::to_vec_pretty(record).unwrap_or_default();
+        let bytes = encode(name, record)?;
         let message = format!(
             "larder: lock {what} {} (token {})\n",
             record.resource, record.token
@@ -429,6 +588,7 @@ impl LockManager {
         Lease {
             resource: rec.resource,
             holder: self.actor.clone(),
+            holder_id: rec.holder_id,
             token: rec.token,
             acquired_ms: rec.acquired_ms,
             expires_ms: rec.expires_ms,
@@ -440,6 +600,7 @@ impl LockManager {
         LockInfo {
             resource: rec.resource,
             holder: rec.holder,
+            holder_id: rec.holder_id,
             token: rec.token,
             acquired_ms: rec.acquired_ms,
             expires_ms: rec.expires_ms,
@@ -448,15 +609,34 @@ impl LockManager {
         }
     }
 
+    /// 128 bits unique to this call: state nonces and holder ids. The
+    /// actor, process id, a per-manager counter, the time and the
+    /// standard library's per-process random hash keys all go in, so two
+    /// processes or managers of one actor never mint the same value.
     fn nonce(&self) -> String {
+        use std::hash::BuildHasher;
         let n = self.nonce_counter.fetch_add(1, Ordering::Relaxed);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let seed = format!("{}:{}:{n}:{nanos}", self.actor, std::process::id());
+        let random = std::collections::hash_map::RandomState::new().hash_one(n);
+        let me: *const Self = self;
+        let seed = format!(
+            "{}:{}:{me:p}:{n}:{nanos}:{random}",
+            self.actor,
+            std::process::id()
+        );
         to_hex(&blake2b256(&[seed.as_bytes()])[..16])
     }
+}
+
+/// The record as written into `lock.json`.
+fn encode(reference: &str, record: &LockRecord) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(record).map_err(|e| LockError::Malformed {
+        reference: reference.into(),
+        reason: format!("cannot encode the record: {e}"),
+    })
 }
 
 fn check_resource(resource: &str) -> Result<()> {

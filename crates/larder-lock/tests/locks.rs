@@ -71,17 +71,36 @@ fn acquire_held_release_and_tokens_increase() {
 }
 
 #[test]
-fn reacquiring_your_own_live_lease_extends_it_and_keeps_the_token() {
+fn acquiring_again_while_your_own_lease_is_live_is_refused_and_renew_extends_it() {
     let (_d, auth) = local();
     let clock = ManualClock::new(5_000);
     let a = manager(&auth, "a", &clock);
     let first = a.acquire("r", 1_000).unwrap();
     clock.advance(500);
-    let again = a.acquire("r", 1_000).unwrap();
-    assert_eq!(again.token, first.token);
-    assert_eq!(again.expires_ms, 6_500);
-    let renewed = a.renew(&again, 2_000).unwrap();
+    // A second acquisition is a second holder, even from the same manager.
+    match a.acquire("r", 1_000) {
+        Err(LockError::Held {
+            holder,
+            holder_id,
+            token,
+            ..
+        }) => {
+            assert_eq!((holder.as_str(), token), ("a", first.token));
+            assert_eq!(holder_id, first.holder_id);
+        }
+        other => panic!("expected Held, got {other:?}"),
+    }
+    let renewed = a.renew(&first, 2_000).unwrap();
     assert_eq!((renewed.token, renewed.expires_ms), (1, 7_500));
+    assert_eq!(renewed.holder_id, first.holder_id);
+    // A later process knows only the token: it renews and releases by it.
+    let by_token = a.renew_token("r", 1, 3_000).unwrap();
+    assert_eq!(
+        (by_token.expires_ms, &by_token.holder_id),
+        (8_500, &first.holder_id)
+    );
+    a.release_token("r", 1).unwrap();
+    assert!(!a.is_current("r", 1).unwrap());
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Eight processes race for one resource through one bare remote, 60 times
-//! each. Each winner proves exclusivity by creating a marker file with
+//! each, all as the same actor (as processes of one clone would be): a
+//! lease belongs to one acquisition, not to an actor. Each winner proves exclusivity by creating a marker file with
 //! O_EXCL while it holds the lease, and records (token, start, end). The
 //! checker then proves: no two holding intervals overlap, and tokens
 //! strictly increase in acquisition order.
@@ -40,7 +41,8 @@ fn contender() {
     let (remote, work, me) = (PathBuf::from(&args[0]), PathBuf::from(&args[1]), &args[2]);
     let local = GitRepo::init(work.join(format!("clone-{me}"))).unwrap();
     let authority = Authority::remote(&local, &remote.display().to_string()).unwrap();
-    let locks = LockManager::new(authority, ActorId::new(me.as_str()).unwrap());
+    // Every process acts as one actor: they must still exclude each other.
+    let locks = LockManager::new(authority, ActorId::new("racer").unwrap());
     let marker = work.join("holder.marker");
     let mut log = OpenOptions::new()
         .append(true)
