@@ -211,6 +211,10 @@ fn parse_duration(text: &str) -> Result<u64, String> {
     Ok(n.saturating_mul(factor))
 }
 
+/// Exit code of `sync`/`pull` when some remote heads were quarantined
+/// (everything else was merged). Documented in docs/sync.md.
+const EXIT_QUARANTINED: u8 = 4;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
@@ -365,13 +369,26 @@ fn run(cli: &Cli) -> Result<ExitCode, LarderError> {
                 )?;
             let head = report.new_head.map(|h| h.to_string()).unwrap_or_default();
             if cli.json {
+                let rejected: Vec<_> = report
+                    .rejected
+                    .iter()
+                    .map(|r| {
+                        json!({ "head_ref": r.head_ref, "actor": r.actor, "head": r.head.to_string(),
+                                "commit": r.commit.map(|c| c.to_string()), "path": r.path,
+                                "reason": r.reason })
+                    })
+                    .collect();
                 println!(
                     "{}",
                     json!({ "commits_received": report.commits_received, "events_received": report.events_received,
                             "commits_sent": report.commits_sent, "events_sent": report.events_sent,
-                            "pushed": report.pushed, "head": head, "retries": report.retries })
+                            "pushed": report.pushed, "head": head, "retries": report.retries,
+                            "rejected": rejected })
                 );
             } else {
+                for r in &report.rejected {
+                    eprintln!("larder: rejected remote head {r}");
+                }
                 println!(
                     "received {} commits ({} events), sent {} commits ({} events){}; head {head}",
                     report.commits_received,
@@ -380,6 +397,11 @@ fn run(cli: &Cli) -> Result<ExitCode, LarderError> {
                     report.events_sent,
                     if report.pushed { ", pushed" } else { "" }
                 );
+            }
+            if !report.rejected.is_empty() {
+                // Everything else was merged (and pushed): a distinct code
+                // so scripts can tell "partly quarantined" from failure.
+                return Ok(ExitCode::from(EXIT_QUARANTINED));
             }
         }
         Command::Snapshot { action } => {
@@ -409,7 +431,7 @@ fn run(cli: &Cli) -> Result<ExitCode, LarderError> {
                                 "{} {} events (wal {})",
                                 s.name,
                                 s.meta.event_count,
-                                &s.meta.wal_head[..12]
+                                s.meta.wal_head.get(..12).unwrap_or(&s.meta.wal_head)
                             ),
                             Err(e) if cli.json => println!("{}", json!({ "error": e.to_string() })),
                             Err(e) => println!("bad: {e}"),

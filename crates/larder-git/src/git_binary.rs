@@ -146,7 +146,10 @@ pub fn parse_push(url: &str, reference: &str, stdout: &str, stderr: &str) -> Res
 impl GitRepo {
     /// Fetches `refspecs` from `url` with gix. Staging refspecs may be
     /// forced (`+src:dst`); the live log ref is never a destination.
-    pub fn fetch_with_gix(&self, url: &str, refspecs: &[&str]) -> Result<()> {
+    /// Returns every remote ref the refspecs matched, as the remote
+    /// advertised it (name, object) — what a caller needs to prune
+    /// destination refs whose source is gone.
+    pub fn fetch_with_gix(&self, url: &str, refspecs: &[&str]) -> Result<Vec<(String, ObjectId)>> {
         let fail = |what: &str, e: gix::Error| GitError::Remote {
             url: url.into(),
             reason: format!("{what}: {e}"),
@@ -169,16 +172,27 @@ impl GitRepo {
             .remote_at(url)
             .map_err(|e| fail("invalid remote", e))?
             .with_refspecs(refspecs.iter().copied(), gix::remote::Direction::Fetch)
-            .map_err(|e| fail("invalid refspec", e))?;
+            .map_err(|e| fail("invalid refspec", e))?
+            // Only what the refspecs name: no tags followed into the
+            // caller's refs/tags/.
+            .with_fetch_tags(gix::remote::fetch::Tags::None);
         let connection = remote
             .connect(gix::remote::Direction::Fetch)
             .map_err(|e| fail("cannot connect", e))?;
         let interrupt = std::sync::atomic::AtomicBool::new(false);
-        connection
+        let outcome = connection
             .prepare_fetch(gix::progress::Discard, Default::default())
             .map_err(|e| fail("cannot negotiate", e))?
             .receive(gix::progress::Discard, &interrupt)
             .map_err(|e| fail("fetch failed", e))?;
-        Ok(())
+        Ok(outcome
+            .ref_map
+            .mappings
+            .iter()
+            .filter_map(|m| {
+                let name = m.remote.as_name()?.to_string();
+                Some((name, m.remote.as_id()?.to_owned()))
+            })
+            .collect())
     }
 }

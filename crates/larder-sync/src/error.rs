@@ -16,8 +16,11 @@ pub enum SyncError {
         /// What went wrong.
         reason: String,
     },
-    /// The remote sent data that failed verification; nothing was merged.
-    #[error("remote {remote} sent bad data for {head_ref}: {source}")]
+    /// A head failed verification where no quarantine applies
+    /// ([`merge_log`](crate::merge_log) of one log into another); nothing
+    /// was merged. Pulls quarantine bad heads instead (see
+    /// [`SyncReport::rejected`](crate::SyncReport::rejected)).
+    #[error("{remote}: {head_ref} failed verification: {source}")]
     Rejected {
         /// The remote.
         remote: String,

@@ -42,7 +42,49 @@ pub struct SyncReport {
     pub new_head: Option<ObjectId>,
     /// Lost compare-and-swaps retried on the way.
     pub retries: u32,
+    /// Remote heads quarantined by the pull: not merged, each with why.
+    pub rejected: Vec<RejectedHead>,
 }
+
+/// A remote head a pull refused: its new commits failed verification, or
+/// its objects could not be fetched. Nothing of it was merged; the other
+/// heads were. It heals by itself once the head's owner deletes or fixes
+/// it on the remote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedHead {
+    /// The head's ref on the remote (`refs/<ns>/<log>/heads/<actor>`).
+    pub head_ref: String,
+    /// The actor the ref belongs to (the last component).
+    pub actor: String,
+    /// The commit the head pointed at.
+    pub head: ObjectId,
+    /// The bad commit inside its history, when verification named one.
+    pub commit: Option<ObjectId>,
+    /// The path inside that commit's tree, when known.
+    pub path: Option<String>,
+    /// What was wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for RejectedHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (actor {}) at {}",
+            self.head_ref, self.actor, self.head
+        )?;
+        if let Some(c) = self.commit {
+            write!(f, ", commit {c}")?;
+        }
+        if let Some(p) = &self.path {
+            write!(f, ", {p}")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+/// (names of the heads the remote advertises, heads whose objects arrived).
+type Fetched = (Vec<String>, Vec<(String, ObjectId)>);
 
 /// Synchronises one log with one remote.
 ///
@@ -160,55 +202,151 @@ impl SyncManager {
         self.wal.repo()
     }
 
-    fn rejected(&self, head_ref: &str, source: larder_wal::WalError) -> SyncError {
-        SyncError::Rejected {
-            remote: self.remote.clone(),
-            head_ref: head_ref.into(),
-            source: Box::new(source),
-        }
-    }
-
-    /// Fetches every replica's head, verifies what is new, and merges it
-    /// into the local log. On any verification failure nothing is merged.
+    /// Fetches every replica's head, verifies each head's new commits on its
+    /// own, and merges the heads that verify into the local log (one
+    /// fast-forward or one deterministic merge). A head whose new commits
+    /// fail verification — or whose objects cannot be fetched — is
+    /// quarantined: skipped, and named in [`SyncReport::rejected`]; it never
+    /// blocks other actors' events. Nothing of a rejected head reaches the
+    /// log, and once its owner deletes or fixes it, the next pull heals.
+    ///
+    /// Staging refs mirror the remote's heads: each fetched head is staged,
+    /// and a staging ref whose head is gone from the remote is deleted.
     pub fn pull(&self) -> Result<SyncReport> {
-        let staging = self.staging_prefix();
-        let heads: Vec<(String, ObjectId)> = match &self.transport {
-            Transport::File(remote) => {
-                let refs = remote.list_refs(&self.heads_prefix())?;
-                for (name, id) in &refs {
-                    self.local()
-                        .copy_reachable_from(remote, &[*id])
-                        .map_err(|e| match e {
-                            GitError::CorruptObject { .. } | GitError::ObjectMissing { .. } => {
-                                self.rejected(name, larder_wal::WalError::from(e))
-                            }
-                            other => SyncError::Git(other),
-                        })?;
-                    let actor = name.strip_prefix(&self.heads_prefix()).unwrap_or(name);
-                    self.set_staging(&format!("{staging}{actor}"), *id)?;
-                }
-                refs
-            }
-            Transport::Network(url) => {
-                let spec = format!("+{}*:{staging}*", self.heads_prefix());
-                self.local().fetch_with_gix(url, &[&spec])?;
-                self.local().list_refs(&staging)?
-            }
+        let mut rejected = Vec::new();
+        let (advertised, fetched) = match &self.transport {
+            Transport::File(remote) => self.fetch_file(remote, &mut rejected)?,
+            Transport::Network(url) => self.fetch_network(url, &mut rejected)?,
         };
-        let ids: Vec<ObjectId> = heads.iter().map(|(_, id)| *id).collect();
-        let (commits, events) = self
-            .wal
-            .incoming_many(&ids)
-            .map_err(|e| self.rejected(&format!("{}*", self.heads_prefix()), e))?;
-        let merge = self.wal.merge_heads(&ids)?;
+        self.mirror_staging(&advertised, &fetched)?;
+        let ids: Vec<ObjectId> = fetched.iter().map(|(_, id)| *id).collect();
+        let verdicts = self.wal.incoming_each(&ids)?;
+        let mut good = Vec::with_capacity(ids.len());
+        let (mut commits, mut events) = (0, 0);
+        for ((name, id), verdict) in fetched.iter().zip(verdicts) {
+            match verdict {
+                Ok((c, e)) => {
+                    good.push(*id);
+                    commits += c;
+                    events += e;
+                }
+                Err(e) => rejected.push(self.reject(name, *id, e.commit(), e.path(), &e)),
+            }
+        }
+        let merge = self.wal.merge_heads(&good)?;
         Ok(SyncReport {
-            heads_seen: heads.len(),
+            heads_seen: advertised.len(),
             commits_received: commits,
             events_received: events,
             merge: Some(merge),
             new_head: self.wal.head()?,
+            rejected,
             ..SyncReport::default()
         })
+    }
+
+    /// A quarantine record for remote head `name` at `head`.
+    fn reject(
+        &self,
+        name: &str,
+        head: ObjectId,
+        commit: Option<ObjectId>,
+        path: Option<&str>,
+        reason: &dyn std::fmt::Display,
+    ) -> RejectedHead {
+        RejectedHead {
+            head_ref: name.into(),
+            actor: name
+                .strip_prefix(&self.heads_prefix())
+                .unwrap_or(name)
+                .into(),
+            head,
+            commit,
+            path: path.map(str::to_owned),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// File transport: copies each head's objects on its own, so a head
+    /// with a corrupt or missing object is quarantined alone. Returns the
+    /// heads the remote has and those whose objects arrived.
+    fn fetch_file(&self, remote: &GitRepo, rejected: &mut Vec<RejectedHead>) -> Result<Fetched> {
+        let refs = remote.list_refs(&self.heads_prefix())?;
+        let mut fetched = Vec::with_capacity(refs.len());
+        for (name, id) in &refs {
+            match self.local().copy_reachable_from(remote, &[*id]) {
+                Ok(_) => fetched.push((name.clone(), *id)),
+                Err(
+                    e @ (GitError::CorruptObject { .. }
+                    | GitError::ObjectMissing { .. }
+                    | GitError::WrongObjectKind { .. }),
+                ) => rejected.push(self.reject(name, *id, None, None, &e)),
+                Err(other) => return Err(other.into()),
+            }
+        }
+        let advertised = refs.into_iter().map(|(name, _)| name).collect();
+        Ok((advertised, fetched))
+    }
+
+    /// Network transport: one fetch of every head into the staging refs; if
+    /// that fails (one bad object fails a whole fetch), the heads are
+    /// listed and fetched one by one, and those that still fail are
+    /// quarantined. A remote that cannot be reached at all is an error.
+    fn fetch_network(&self, url: &str, rejected: &mut Vec<RejectedHead>) -> Result<Fetched> {
+        let prefix = self.heads_prefix();
+        let staging = self.staging_prefix();
+        let spec = format!("+{prefix}*:{staging}*");
+        let together = match self.local().fetch_with_gix(url, &[&spec]) {
+            Ok(mapped) => {
+                let advertised = mapped.iter().map(|(n, _)| n.clone()).collect();
+                return Ok((advertised, mapped));
+            }
+            Err(e) => e,
+        };
+        let listed = match self.local().ls_remote_with_git(url, &format!("{prefix}*")) {
+            Ok(listed) if !listed.is_empty() => listed,
+            _ => return Err(together.into()),
+        };
+        let mut fetched = Vec::with_capacity(listed.len());
+        for (name, id) in &listed {
+            let Some(actor) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let one = format!("+{name}:{staging}{actor}");
+            match self.local().fetch_with_gix(url, &[&one]) {
+                Ok(_) => fetched.push((name.clone(), *id)),
+                Err(e) => rejected.push(self.reject(name, *id, None, None, &e)),
+            }
+        }
+        let advertised = listed.into_iter().map(|(name, _)| name).collect();
+        Ok((advertised, fetched))
+    }
+
+    /// Stages every fetched head and deletes staging refs whose remote
+    /// head is gone, so a deleted bad head stops being considered.
+    fn mirror_staging(&self, advertised: &[String], fetched: &[(String, ObjectId)]) -> Result<()> {
+        let prefix = self.heads_prefix();
+        let staging = self.staging_prefix();
+        for (name, id) in fetched {
+            let actor = name.strip_prefix(&prefix).unwrap_or(name);
+            self.set_staging(&format!("{staging}{actor}"), *id)?;
+        }
+        let present: std::collections::HashSet<&str> = advertised
+            .iter()
+            .filter_map(|n| n.strip_prefix(&prefix))
+            .collect();
+        for (name, id) in self.local().list_refs(&staging)? {
+            let actor = name.strip_prefix(&staging).unwrap_or(&name);
+            if !present.contains(actor) {
+                match self.local().delete_ref(&name, id) {
+                    Ok(()) => {}
+                    // Someone else pruned or moved it: theirs to keep.
+                    Err(e) if e.is_conflict() || e.is_retryable() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Points a staging ref at `id` (staging refs mirror the remote; they
@@ -313,6 +451,10 @@ pub fn merge_log(from: &WalManager, into: &WalManager) -> Result<MergeOutcome> {
     let Some(head) = from.head()? else {
         return Ok(MergeOutcome::UpToDate);
     };
-    into.incoming(head)?;
+    into.incoming(head).map_err(|e| SyncError::Rejected {
+        remote: from.repo().git_dir().display().to_string(),
+        head_ref: from.ref_name().into(),
+        source: Box::new(e),
+    })?;
     Ok(into.merge(head)?)
 }

@@ -120,12 +120,13 @@ fn a_remote_with_a_corrupt_chunk_is_rejected_and_the_local_log_untouched() {
         "evil",
     )
     .unwrap();
-    match b.sync.pull() {
-        Err(SyncError::Rejected { head_ref, .. }) => {
-            assert!(head_ref.starts_with("refs/larder/kv/heads/"))
-        }
-        other => panic!("expected Rejected, got {other:?}"),
-    }
+    // The bad head is quarantined by name; the pull itself succeeds.
+    let report = b.sync.pull().unwrap();
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    let bad = &report.rejected[0];
+    assert_eq!(bad.head_ref, "refs/larder/kv/heads/alice");
+    assert_eq!(bad.actor, "alice");
+    assert_eq!((bad.head, bad.commit), (commit, Some(commit)));
     assert_eq!(b.wal().head().unwrap(), b_head, "nothing merged");
     assert!(b.wal().verify().unwrap().is_ok());
 }
@@ -202,7 +203,9 @@ fn corrupt_object_case(commits: u64) {
         bytes[mid] ^= 0x55;
         std::fs::write(&pack, bytes).unwrap();
     }
-    assert!(b.sync.pull().is_err(), "{commits} commits");
+    let report = b.sync.pull().unwrap();
+    assert_eq!(report.rejected.len(), 1, "{commits} commits: {report:?}");
+    assert_eq!(report.rejected[0].head, head);
     assert_eq!(b.wal().head().unwrap(), None);
     assert!(
         b.wal()

@@ -122,6 +122,33 @@ pub enum WalError {
     },
 }
 
+impl WalError {
+    /// The stored commit the error is about, when it is about one.
+    pub fn commit(&self) -> Option<ObjectId> {
+        match self {
+            WalError::MissingObject { commit, .. }
+            | WalError::BadTree { commit, .. }
+            | WalError::BadMeta { commit, .. }
+            | WalError::UnsupportedFormat { commit, .. }
+            | WalError::Chunk { commit, .. }
+            | WalError::NotInLog { commit, .. } => Some(*commit),
+            WalError::Git { commit, .. } => *commit,
+            _ => None,
+        }
+    }
+
+    /// The path inside the commit's tree the error is about, when known.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            WalError::MissingObject { path, .. }
+            | WalError::BadTree { path, .. }
+            | WalError::Chunk { path, .. } => Some(path),
+            WalError::BadMeta { .. } | WalError::UnsupportedFormat { .. } => Some("meta.json"),
+            _ => None,
+        }
+    }
+}
+
 impl From<CodecError> for WalError {
     fn from(e: CodecError) -> Self {
         WalError::Codec(Box::new(e))

@@ -17,11 +17,13 @@
 #![deny(missing_docs)]
 
 mod error;
+mod incoming;
 mod meta;
 mod wal;
 mod walk;
 
 pub use error::{Result, WalError};
+pub use incoming::HeadVerdict;
 pub use meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
 pub use wal::{
     CompactReport, Durability, MERGE_ACTOR, MergeOutcome, VerifyReport, WalCommit, WalCommits,

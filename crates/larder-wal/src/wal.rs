@@ -15,7 +15,7 @@ use larder_git::{
 };
 
 use crate::meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
-use crate::walk::{GENERATION_TRAILER, Node, load_node, paint, paint_many};
+use crate::walk::{GENERATION_TRAILER, Node, load_node, paint};
 use crate::{Result, WalError};
 
 /// The actor recorded in merge commits' `meta.json`: merges are written by
@@ -401,55 +401,6 @@ impl WalManager {
         Ok(commit)
     }
 
-    /// Reads and verifies every commit reachable from `head` (typically a
-    /// fetched remote head) that this log does not hold yet, without
-    /// changing anything. Returns (commits, events) that merging it would
-    /// bring in, or the first problem found.
-    pub fn incoming(&self, head: ObjectId) -> Result<(u64, u64)> {
-        self.incoming_many(&[head])
-    }
-
-    /// How many commits and events are reachable from `head` but not from
-    /// `base`, counted from `meta.json` without decoding chunks (for
-    /// reports; use [`WalManager::incoming`] to verify).
-    pub fn count_between(&self, head: ObjectId, base: Option<ObjectId>) -> Result<(u64, u64)> {
-        let painted = paint(&self.repo, head, base)?;
-        let mut events: u64 = 0;
-        for node in &painted.new {
-            let root = self
-                .repo
-                .read_tree(node.tree)
-                .map_err(|e| object_error(node.id, "/", node.tree, e))?;
-            if let Some(meta) = root.iter().find(|e| e.name == "meta.json") {
-                let bytes = self
-                    .repo
-                    .read_blob(meta.id)
-                    .map_err(|e| object_error(node.id, "meta.json", meta.id, e))?;
-                let meta = Meta::parse(node.id, &bytes)?;
-                meta.check_parents(node.id, &node.parents)?;
-                events = events.saturating_add(meta.events.unwrap_or(0));
-            }
-        }
-        Ok((painted.new.len() as u64, events))
-    }
-
-    /// [`WalManager::incoming`] for several heads, verifying each new commit
-    /// once however many heads share it.
-    pub fn incoming_many(&self, heads: &[ObjectId]) -> Result<(u64, u64)> {
-        if heads.is_empty() {
-            return Ok((0, 0));
-        }
-        let painted = paint_many(&self.repo, heads, self.head()?)?;
-        let mut events = 0;
-        let commits = painted.new.len() as u64;
-        for node in painted.new {
-            events += load_commit(&self.repo, node.id, node.tree, &node.parents)?
-                .events
-                .len() as u64;
-        }
-        Ok((commits, events))
-    }
-
     /// Builds the commit on the current head (meta.json, root tree and
     /// commit added to `objects`), writes everything as one pack and moves
     /// the ref by compare-and-swap; on a lost race, rebuilds on the new head.
@@ -824,7 +775,7 @@ pub(crate) fn object_error(commit: ObjectId, path: &str, id: ObjectId, e: GitErr
 
 /// Reads one WAL commit's tree, `meta.json` and chunk, checking every part
 /// against what larder writes.
-fn load_commit(
+pub(crate) fn load_commit(
     repo: &GitRepo,
     id: ObjectId,
     tree: ObjectId,

@@ -82,13 +82,27 @@ pub(crate) fn paint_many(
     heads: &[ObjectId],
     base: Option<ObjectId>,
 ) -> Result<Painted> {
+    paint_skipping(repo, heads, base, &HashMap::new())
+}
+
+/// [`paint_many`], treating the commits in `skip` (id → generation) as not
+/// new and not visiting them. `skip` together with the history of `base` must be
+/// closed under ancestry (every parent of a known commit is known or
+/// reachable from `base`) — true of the commits earlier walks found new
+/// since the same base — so skipping them hides nothing new.
+pub(crate) fn paint_skipping(
+    repo: &GitRepo,
+    heads: &[ObjectId],
+    base: Option<ObjectId>,
+    skip: &HashMap<ObjectId, u64>,
+) -> Result<Painted> {
     let mut nodes: HashMap<ObjectId, Node> = HashMap::new();
     let mut colour: HashMap<ObjectId, u8> = HashMap::new();
     let mut queue: BinaryHeap<(u64, ObjectId)> = BinaryHeap::new();
     let mut new_only = 0usize;
 
     for &head in heads {
-        if colour.contains_key(&head) {
+        if colour.contains_key(&head) || skip.contains_key(&head) {
             continue;
         }
         let head_node = load_node(repo, head)?;
@@ -138,6 +152,12 @@ pub(crate) fn paint_many(
                 }
                 None => false,
             };
+            if let (false, Some(&g)) = (known, skip.get(&p)) {
+                // Already verified, with all its history: not visited; its
+                // generation still bounds ours from below.
+                max_parent = max_parent.max(g);
+                continue;
+            }
             if !known {
                 let node = load_node(repo, p)?;
                 queue.push((node.generation, p));

@@ -1,0 +1,127 @@
+//! The CLI in front of bad data: a quarantined remote head gets its own exit
+//! code and a line naming it; a payload too deep to read back is refused at
+//! append.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn larder(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_quarantined_head_is_named_and_exits_with_code_4() {
+    let remote = tempfile::tempdir().unwrap();
+    ok(&larder(remote.path(), &["init", "--bare"]));
+    let remote_path = remote.path().display().to_string();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for dir in [a.path(), b.path()] {
+        ok(&larder(dir, &["init"]));
+    }
+    ok(&larder(
+        a.path(),
+        &["append", "--log", "notes", "--data", "1"],
+    ));
+    ok(&larder(
+        a.path(),
+        &["sync", "--log", "notes", "--remote", &remote_path],
+    ));
+    // A hostile replica publishes a head that is a blob.
+    let blob = git(remote.path(), &["hash-object", "-w", "--stdin"]);
+    let blob = if blob.is_empty() {
+        // `--stdin` with no input hashes the empty blob.
+        "e69de29bb2d1d6434b8b29ae775a6d891c8c6a0a".to_owned()
+    } else {
+        blob
+    };
+    git(
+        remote.path(),
+        &["update-ref", "refs/larder/notes/heads/mallory", &blob],
+    );
+    let out = larder(
+        b.path(),
+        &["pull", "--log", "notes", "--remote", &remote_path],
+    );
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refs/larder/notes/heads/mallory"),
+        "{stderr}"
+    );
+    // The good head was merged all the same.
+    let log = larder(b.path(), &["--json", "log", "--log", "notes"]);
+    ok(&log);
+    assert_eq!(String::from_utf8_lossy(&log.stdout).lines().count(), 1);
+    // JSON output lists the rejected head.
+    let out = larder(
+        b.path(),
+        &["--json", "pull", "--log", "notes", "--remote", &remote_path],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(report["rejected"][0]["actor"], "mallory");
+    // Deleted on the remote: the next pull is clean.
+    git(
+        remote.path(),
+        &["update-ref", "-d", "refs/larder/notes/heads/mallory"],
+    );
+    ok(&larder(
+        b.path(),
+        &["pull", "--log", "notes", "--remote", &remote_path],
+    ));
+}
+
+#[test]
+fn a_payload_too_deep_to_read_is_refused_at_append() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&larder(dir.path(), &["init"]));
+    let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+    ok(&larder(
+        dir.path(),
+        &["append", "--log", "notes", "--data", &deep(64)],
+    ));
+    for n in [65, 100, 127] {
+        let out = larder(
+            dir.path(),
+            &["append", "--log", "notes", "--data", &deep(n)],
+        );
+        assert!(!out.status.success(), "depth {n} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("{n} levels")), "{stderr}");
+    }
+    // The log still reads and takes appends.
+    ok(&larder(
+        dir.path(),
+        &["append", "--log", "notes", "--data", "2"],
+    ));
+    let out = larder(dir.path(), &["--json", "log", "--log", "notes"]);
+    ok(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    ok(&larder(dir.path(), &["verify", "--log", "notes"]));
+}

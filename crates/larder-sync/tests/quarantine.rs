@@ -1,0 +1,242 @@
+//! One bad head blocks nobody: a pull verifies each remote head on its own,
+//! merges the good ones, names the bad ones, and heals once they are gone —
+//! over the file transport and the network transport.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Replica, bare_remote};
+use larder_codec::{ActorId, Timestamp};
+use larder_git::{EntryKind, Expected, GitRepo, ObjectId};
+use larder_sync::{SyncManager, SyncReport, Transport};
+use larder_wal::WalManager;
+
+fn ts(ms: u64) -> Timestamp {
+    Timestamp::new(1_700_000_000_000 + ms, 0)
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The same root tree with the chunk's last byte flipped: meta.json still
+/// names the old chunk id, so only the chunk is wrong.
+fn flip_chunk(repo: &GitRepo, tree: ObjectId, under_events: bool) -> ObjectId {
+    let mut entries = repo.read_tree(tree).unwrap();
+    for e in &mut entries {
+        if e.kind == EntryKind::Tree && (under_events || e.name == "events") {
+            e.id = flip_chunk(repo, e.id, true);
+        } else if under_events && e.kind == EntryKind::Blob {
+            let mut bytes = repo.read_blob(e.id).unwrap();
+            let n = bytes.len() - 1;
+            bytes[n] ^= 1;
+            e.id = repo.write_blob(&bytes).unwrap();
+        }
+    }
+    repo.write_tree(&entries).unwrap()
+}
+
+/// Replaces `actor`'s head on the remote by a copy of it whose chunk is
+/// corrupt (same parents, same message); returns the forged commit.
+fn corrupt_head(remote: &Path, actor: &str) -> ObjectId {
+    let repo = GitRepo::open(remote).unwrap();
+    let name = format!("refs/larder/kv/heads/{actor}");
+    let good = repo.ref_target(&name).unwrap().unwrap();
+    let info = repo.read_commit(good).unwrap();
+    let tree = flip_chunk(&repo, info.tree, false);
+    let forged = repo
+        .write_commit(tree, &info.parents, &info.message, None, info.time)
+        .unwrap();
+    repo.update_ref(&name, Expected::MustBe(good), forged, "evil")
+        .unwrap();
+    forged
+}
+
+/// An observer replica using the network transport (gix fetch over
+/// `file://`, git push), or the file transport.
+fn observer(remote: &Path, network: bool) -> (SyncManager, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = WalManager::new(GitRepo::init(dir.path()).unwrap(), "kv").unwrap();
+    let actor = ActorId::new("dave").unwrap();
+    let sync = if network {
+        let url = format!("file://{}", remote.display());
+        SyncManager::with_transport(wal, actor, "net", Transport::Network(url))
+    } else {
+        SyncManager::new(wal, actor, &remote.display().to_string()).unwrap()
+    };
+    (sync, dir)
+}
+
+fn rejected_actors(report: &SyncReport) -> Vec<&str> {
+    report.rejected.iter().map(|r| r.actor.as_str()).collect()
+}
+
+fn one_bad_head_blocks_nobody(network: bool) {
+    let remote = bare_remote();
+    let good: Vec<Replica> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|n| Replica::new(n, remote.path()))
+        .collect();
+    let mallory = Replica::new("mallory", remote.path());
+    mallory
+        .wal()
+        .append(&[mallory.set("evil", 1, ts(0))])
+        .unwrap();
+    mallory.sync.push().unwrap();
+    let forged = corrupt_head(remote.path(), "mallory");
+    let (dave, _dave_dir) = observer(remote.path(), network);
+
+    // Three good actors keep appending and syncing; every pull names the bad
+    // head and merges everything else.
+    for round in 0..3u64 {
+        for (i, r) in good.iter().enumerate() {
+            r.wal()
+                .append(&[r.set(&format!("k{i}"), round, ts(round * 10 + i as u64))])
+                .unwrap();
+            let report = r.sync.sync().unwrap();
+            assert_eq!(rejected_actors(&report), ["mallory"], "{report:?}");
+        }
+        let report = dave.pull().unwrap();
+        assert_eq!(rejected_actors(&report), ["mallory"]);
+        let bad = &report.rejected[0];
+        assert_eq!(bad.head_ref, "refs/larder/kv/heads/mallory");
+        assert_eq!((bad.head, bad.commit), (forged, Some(forged)));
+        let path = bad.path.as_deref().unwrap();
+        assert!(
+            path.starts_with("events/") && path.ends_with(".bin"),
+            "{path}"
+        );
+        assert!(bad.reason.contains("chunk"), "{}", bad.reason);
+    }
+    for r in &good {
+        r.sync.sync().unwrap();
+    }
+    dave.pull().unwrap();
+    // Every good event is everywhere; mallory's is nowhere.
+    let expected = good[0].ordered();
+    assert_eq!(expected.len(), 9);
+    for r in &good {
+        assert_eq!(r.ordered(), expected);
+        assert!(r.wal().verify().unwrap().is_ok());
+    }
+    let mut seen = dave.wal().read_all().unwrap();
+    larder_crdt::sort_events(&mut seen);
+    assert_eq!(seen, expected);
+
+    // The remote's owner deletes the bad head: the next pull heals, and the
+    // staging ref that mirrored it is gone.
+    git(
+        remote.path(),
+        &["update-ref", "-d", "refs/larder/kv/heads/mallory"],
+    );
+    let healed = dave.pull().unwrap();
+    assert!(healed.rejected.is_empty(), "{healed:?}");
+    let staged = format!("{}mallory", dave.staging_prefix());
+    assert_eq!(dave.wal().repo().ref_target(&staged).unwrap(), None);
+    // Mallory republishes a good head: it is merged like any other.
+    mallory.sync.push().unwrap();
+    let report = dave.pull().unwrap();
+    assert!(report.rejected.is_empty());
+    assert_eq!(report.events_received, 1);
+    assert_eq!(dave.wal().read_all().unwrap().len(), 10);
+}
+
+#[test]
+fn one_bad_head_blocks_nobody_file_transport() {
+    one_bad_head_blocks_nobody(false);
+}
+
+#[test]
+fn one_bad_head_blocks_nobody_network_transport() {
+    one_bad_head_blocks_nobody(true);
+}
+
+#[test]
+fn heads_at_blobs_trees_and_tags_are_quarantined_by_name() {
+    for network in [false, true] {
+        let remote = bare_remote();
+        let alice = Replica::new("alice", remote.path());
+        let head = alice.wal().append(&[alice.set("a", 1, ts(1))]).unwrap();
+        alice.sync.push().unwrap();
+        let r = remote.path();
+        let blob = git(r, &["rev-parse", &format!("{head}^{{tree}}:meta.json")]);
+        let tree = git(r, &["rev-parse", &format!("{head}^{{tree}}")]);
+        git(r, &["tag", "-a", "-m", "a tag", "t1", &head.to_string()]);
+        let tag = git(r, &["rev-parse", "refs/tags/t1"]);
+        for (name, id) in [("at-blob", &blob), ("at-tree", &tree), ("at-tag", &tag)] {
+            git(
+                r,
+                &["update-ref", &format!("refs/larder/kv/heads/{name}"), id],
+            );
+        }
+        let (dave, _d) = observer(r, network);
+        let report = dave.pull().unwrap();
+        let mut bad = rejected_actors(&report);
+        bad.sort();
+        assert_eq!(bad, ["at-blob", "at-tag", "at-tree"], "{report:?}");
+        for rejected in &report.rejected {
+            assert!(!rejected.reason.is_empty());
+            assert!(rejected.to_string().contains(&rejected.head_ref));
+        }
+        assert_eq!(report.events_received, 1, "network={network}");
+        assert_eq!(dave.wal().head().unwrap(), Some(head));
+        assert!(dave.wal().verify().unwrap().is_ok());
+    }
+}
+
+#[test]
+fn ten_thousand_heads_on_the_remote() {
+    let remote = bare_remote();
+    let alice = Replica::new("alice", remote.path());
+    let head = alice.wal().append(&[alice.set("a", 1, ts(1))]).unwrap();
+    alice.sync.push().unwrap();
+    // 10,000 replicas' heads, all at alice's commit, in one transaction.
+    let mut stdin = String::new();
+    for i in 0..10_000 {
+        stdin.push_str(&format!(
+            "create refs/larder/kv/heads/actor-{i:05} {head}\n"
+        ));
+    }
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(remote.path())
+        .args(["update-ref", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let bob = Replica::new("bob", remote.path());
+    let report = bob.sync.sync().unwrap();
+    assert_eq!(report.heads_seen, 10_001);
+    assert!(report.rejected.is_empty());
+    assert_eq!((report.commits_received, report.events_received), (1, 1));
+    assert!(report.pushed);
+    // A second pull has nothing new.
+    let again = bob.sync.pull().unwrap();
+    assert_eq!(again.commits_received, 0);
+}

@@ -1,0 +1,103 @@
+//! Verifying what a pull brings in: the commits a fetched head adds to the
+//! log, read and checked before anything is merged — all heads at once, or
+//! each head on its own so one bad head blocks nobody.
+
+use std::collections::HashMap;
+
+use larder_git::ObjectId;
+
+use crate::meta::Meta;
+use crate::wal::{WalManager, load_commit, object_error};
+use crate::walk::{paint, paint_many, paint_skipping};
+use crate::{Result, WalError};
+
+/// What verifying one incoming head found: the new commits and events it
+/// brings, or the first problem in them.
+pub type HeadVerdict = std::result::Result<(u64, u64), WalError>;
+
+impl WalManager {
+    /// Reads and verifies every commit reachable from `head` (typically a
+    /// fetched remote head) that this log does not hold yet, without
+    /// changing anything. Returns (commits, events) that merging it would
+    /// bring in, or the first problem found.
+    pub fn incoming(&self, head: ObjectId) -> Result<(u64, u64)> {
+        self.incoming_many(&[head])
+    }
+
+    /// How many commits and events are reachable from `head` but not from
+    /// `base`, counted from `meta.json` without decoding chunks (for
+    /// reports; use [`WalManager::incoming`] to verify).
+    pub fn count_between(&self, head: ObjectId, base: Option<ObjectId>) -> Result<(u64, u64)> {
+        let painted = paint(self.repo(), head, base)?;
+        let mut events: u64 = 0;
+        for node in &painted.new {
+            let root = self
+                .repo()
+                .read_tree(node.tree)
+                .map_err(|e| object_error(node.id, "/", node.tree, e))?;
+            if let Some(meta) = root.iter().find(|e| e.name == "meta.json") {
+                let bytes = self
+                    .repo()
+                    .read_blob(meta.id)
+                    .map_err(|e| object_error(node.id, "meta.json", meta.id, e))?;
+                let meta = Meta::parse(node.id, &bytes)?;
+                meta.check_parents(node.id, &node.parents)?;
+                events = events.saturating_add(meta.events.unwrap_or(0));
+            }
+        }
+        Ok((painted.new.len() as u64, events))
+    }
+
+    /// [`WalManager::incoming`] for several heads, verifying each new commit
+    /// once however many heads share it.
+    pub fn incoming_many(&self, heads: &[ObjectId]) -> Result<(u64, u64)> {
+        if heads.is_empty() {
+            return Ok((0, 0));
+        }
+        let painted = paint_many(self.repo(), heads, self.head()?)?;
+        let mut events = 0;
+        let commits = painted.new.len() as u64;
+        for node in painted.new {
+            events += load_commit(self.repo(), node.id, node.tree, &node.parents)?
+                .events
+                .len() as u64;
+        }
+        Ok((commits, events))
+    }
+
+    /// Verifies each of `heads` on its own against the local log: a head
+    /// whose new commits all verify is accepted with the (commits, events)
+    /// it brings; a head with a bad commit anywhere in what it adds gets
+    /// that error, and does not affect any other head's verdict. A commit
+    /// shared by several good heads is read and verified once.
+    ///
+    /// Verdicts come back in the order of `heads`. Only a failure to read
+    /// the local log's own head is an `Err` for the whole call.
+    pub fn incoming_each(&self, heads: &[ObjectId]) -> Result<Vec<HeadVerdict>> {
+        let base = self.head()?;
+        // Commits verified good by earlier heads, with their generations:
+        // together with the local history they are closed under ancestry.
+        let mut good: HashMap<ObjectId, u64> = HashMap::new();
+        let mut verdicts = Vec::with_capacity(heads.len());
+        for &head in heads {
+            verdicts.push(self.verify_one(head, base, &mut good));
+        }
+        Ok(verdicts)
+    }
+
+    fn verify_one(
+        &self,
+        head: ObjectId,
+        base: Option<ObjectId>,
+        good: &mut HashMap<ObjectId, u64>,
+    ) -> HeadVerdict {
+        let painted = paint_skipping(self.repo(), &[head], base, good)?;
+        let mut events = 0u64;
+        for node in &painted.new {
+            let commit = load_commit(self.repo(), node.id, node.tree, &node.parents)?;
+            events += commit.events.len() as u64;
+        }
+        good.extend(painted.new.iter().map(|n| (n.id, n.generation)));
+        Ok((painted.new.len() as u64, events))
+    }
+}
