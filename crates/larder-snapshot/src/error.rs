@@ -74,6 +74,16 @@ pub enum SnapshotError {
         #[source]
         source: Box<redb::Error>,
     },
+    /// redb panicked on the view's file even after it was deleted and
+    /// recreated (a corrupt file is rebuilt, not reported: see
+    /// [`crate::View::healed`]).
+    #[error("view {path}: redb panicked: {message}")]
+    ViewPanic {
+        /// The database file.
+        path: String,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 impl From<WalError> for SnapshotError {

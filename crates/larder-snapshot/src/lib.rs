@@ -9,6 +9,7 @@
 //! verified snapshot plus the WAL tail. See `docs/snapshots.md`.
 #![deny(missing_docs)]
 
+mod contain;
 mod error;
 mod snapshot;
 mod view;
@@ -18,4 +19,4 @@ pub use snapshot::{
     ChunkEntry, SNAPSHOT_CHUNK_EVENTS, SNAPSHOT_FORMAT_VERSION, SnapshotInfo, SnapshotManager,
     SnapshotMeta, SnapshotPolicy, StateEntry,
 };
-pub use view::{RebuildReport, View};
+pub use view::{HealCause, Healed, RebuildReport, View};

@@ -324,6 +324,14 @@ impl SnapshotManager {
         if meta.format != SNAPSHOT_FORMAT_VERSION {
             return Err(bad(format!("unsupported format {}", meta.format)));
         }
+        // Checked here so that every listed snapshot has a usable
+        // `wal_head` (callers display and parse it).
+        if ObjectId::from_hex(meta.wal_head.as_bytes()).is_err() {
+            return Err(bad(format!(
+                "wal_head {:?} is not a commit id",
+                meta.wal_head
+            )));
+        }
         Ok(SnapshotInfo {
             name: name.into(),
             reference: reference.into(),
@@ -369,7 +377,32 @@ impl SnapshotManager {
         if files.len() != snapshot.meta.chunks.len() {
             return Err(snapshot.bad("events/ does not match the chunk list"));
         }
-        let mut events = Vec::with_capacity(snapshot.meta.event_count as usize);
+        // `snapshot.json` is input, not a promise: its counts must agree
+        // (at most SNAPSHOT_CHUNK_EVENTS per chunk) before anything is read.
+        let listed = snapshot
+            .meta
+            .chunks
+            .iter()
+            .try_fold(0u64, |sum, c| {
+                (c.events <= SNAPSHOT_CHUNK_EVENTS as u64)
+                    .then(|| sum.checked_add(c.events))
+                    .flatten()
+            })
+            .ok_or_else(|| {
+                snapshot.bad(&format!(
+                    "a chunk claims more than {SNAPSHOT_CHUNK_EVENTS} events"
+                ))
+            })?;
+        if listed != snapshot.meta.event_count {
+            return Err(snapshot.bad(&format!(
+                "event_count {} does not match the chunks' {listed}",
+                snapshot.meta.event_count
+            )));
+        }
+        // At most one chunk's worth up front; beyond that the vector grows
+        // with what actually decodes.
+        let mut events =
+            Vec::with_capacity(usize::try_from(listed).map_or(0, |n| n.min(SNAPSHOT_CHUNK_EVENTS)));
         for chunk in &snapshot.meta.chunks {
             let file = chunk.path.strip_prefix("events/").unwrap_or(&chunk.path);
             let entry = files

@@ -366,3 +366,82 @@ proptest! {
         prop_assert_eq!(view.state().state_hash(), replay_hash(&wal));
     }
 }
+
+/// Rewrites a snapshot's `snapshot.json` with `edit` (and moves its ref).
+fn edit_meta(
+    snaps: &SnapshotManager,
+    info: &larder_snapshot::SnapshotInfo,
+    edit: impl Fn(&mut serde_json::Value),
+) {
+    tamper(snaps, info, |repo, root| {
+        let entry = root.iter_mut().find(|e| e.name == "snapshot.json").unwrap();
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(&repo.read_blob(entry.id).unwrap()).unwrap();
+        edit(&mut meta);
+        entry.id = repo
+            .write_blob(&serde_json::to_vec_pretty(&meta).unwrap())
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_lying_event_count_is_a_typed_error_not_an_abort() {
+    let (_dir, wal) = setup();
+    let clock = ManualClock::new(1);
+    let snaps = manager(&wal, &clock);
+    for i in 0..4 {
+        wal.append(&[set("a", &format!("k{i}"), i, i)]).unwrap();
+    }
+    snaps.create().unwrap();
+    // 2^40 envelopes would be hundreds of terabytes: reserving them aborts.
+    for (event_count, chunk_events) in [(1u64 << 40, None), (1 << 40, Some(1u64 << 40))] {
+        let current = snaps.latest().unwrap().unwrap();
+        edit_meta(&snaps, &current, |m| {
+            m["event_count"] = event_count.into();
+            if let Some(n) = chunk_events {
+                m["chunks"][0]["events"] = n.into();
+            }
+        });
+        let lying = snaps.latest().unwrap().unwrap();
+        assert_eq!(lying.meta.event_count, event_count);
+        assert!(
+            matches!(
+                snaps.read_events(&lying),
+                Err(SnapshotError::BadSnapshot { .. })
+            ),
+            "event_count {event_count}, chunk events {chunk_events:?}"
+        );
+        // The view skips it and replays the WAL.
+        let mut view = View::<KvProjection>::open(manager(&wal, &clock)).unwrap();
+        let report = view.rebuild().unwrap();
+        assert_eq!(report.rejected, vec![lying.name.clone()]);
+        assert_eq!(view.state().state_hash(), replay_hash(&wal));
+    }
+}
+
+#[test]
+fn a_malformed_wal_head_is_reported_by_list() {
+    let (_dir, wal) = setup();
+    let clock = ManualClock::new(1);
+    let snaps = manager(&wal, &clock);
+    wal.append(&[set("a", "k", 1, 1)]).unwrap();
+    let good = snaps.create().unwrap();
+    clock.advance(1);
+    wal.append(&[set("a", "k", 2, 2)]).unwrap();
+    let bad = snaps.create().unwrap();
+    for wal_head in ["abc", "", "zz", &"g".repeat(40)] {
+        // Start each edit from the original snapshot commit.
+        let repo = wal.repo();
+        let now = repo.ref_target(&bad.reference).unwrap().unwrap();
+        repo.update_ref(&bad.reference, Expected::MustBe(now), bad.commit, "t")
+            .unwrap();
+        edit_meta(&snaps, &bad, |m| m["wal_head"] = wal_head.into());
+        let listed = snaps.list().unwrap();
+        assert!(
+            matches!(&listed[0], Err(SnapshotError::BadSnapshot { reason, .. }) if reason.contains("wal_head")),
+            "wal_head {wal_head:?}: {:?}",
+            listed[0]
+        );
+        assert_eq!(snaps.latest().unwrap(), Some(good.clone()), "skipped");
+    }
+}
