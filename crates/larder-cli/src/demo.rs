@@ -30,10 +30,10 @@ pub fn run(json_mode: bool) -> Result<(), LarderError> {
         format!(
             "1. created a bare remote and two replicas in {}\n   alice is {}, bob is {}",
             tmp.path().display(),
-            alice.actor(),
-            bob.actor()
+            alice.actor()?,
+            bob.actor()?
         ),
-        json!({ "dir": tmp.path().display().to_string(), "alice": alice.actor().as_str(), "bob": bob.actor().as_str() }),
+        json!({ "dir": tmp.path().display().to_string(), "alice": alice.actor()?.as_str(), "bob": bob.actor()?.as_str() }),
     );
 
     let set = |l: &Larder, k: &str, v: &str| -> Result<(), LarderError> {

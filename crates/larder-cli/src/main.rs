@@ -242,10 +242,10 @@ fn run(cli: &Cli) -> Result<ExitCode, LarderError> {
             if cli.json {
                 println!(
                     "{}",
-                    json!({ "git_dir": dir, "actor": larder.actor().as_str() })
+                    json!({ "git_dir": dir, "actor": larder.actor()?.as_str() })
                 );
             } else {
-                println!("larder repository at {dir}, actor {}", larder.actor());
+                println!("larder repository at {dir}, actor {}", larder.actor()?);
             }
         }
         Command::Append {
@@ -492,7 +492,7 @@ fn lock(cli: &Cli, action: &LockAction) -> Result<ExitCode, LarderError> {
     let larder = open(&cli.dir)?;
     let manager = |remote: &Option<String>| match remote {
         Some(r) => larder.locks_on(r),
-        None => Ok(larder.locks()),
+        None => larder.locks(),
     };
     // The token given, else the current one if this replica holds it.
     let token_or_current = |m: &larder::lock::LockManager,

@@ -21,6 +21,14 @@ pub trait Clock: Send + Sync {
     fn now_millis(&self) -> u64;
 }
 
+/// A shared clock is a clock: lets one injected `Arc<dyn Clock>` drive every
+/// component of a replica (the facade's HLC, locks, snapshot policies).
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now_millis(&self) -> u64 {
+        (**self).now_millis()
+    }
+}
+
 /// The operating system's clock.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;

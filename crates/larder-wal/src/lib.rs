@@ -26,7 +26,7 @@ pub use error::{Result, WalError};
 pub use incoming::HeadVerdict;
 pub use meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
 pub use wal::{
-    CompactReport, Durability, MERGE_ACTOR, MergeOutcome, VerifyReport, WalCommit, WalCommits,
-    WalEvents, WalManager, WalOptions, commits_between,
+    Committed, CompactReport, Durability, MERGE_ACTOR, MergeOutcome, VerifyReport, WalCommit,
+    WalCommits, WalEvents, WalManager, WalOptions, commits_between,
 };
 pub use walk::GENERATION_TRAILER;

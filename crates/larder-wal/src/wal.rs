@@ -92,6 +92,19 @@ pub struct WalCommit {
     pub chunk_bytes: u64,
 }
 
+/// An append whose commit is on the log's ref: the append happened, whatever
+/// `after_commit` says. A caller must not answer `after_commit` by
+/// appending the same events again — that would write them twice.
+#[derive(Debug)]
+pub struct Committed {
+    /// The commit now at the head of the log (or in its history).
+    pub commit: ObjectId,
+    /// A failure after the compare-and-swap succeeded: with
+    /// [`Durability::Fsync`], the fsync of the ref. The commit is visible
+    /// to readers but may not survive a power loss.
+    pub after_commit: Option<WalError>,
+}
+
 /// What [`WalManager::merge`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MergeOutcome {
@@ -254,7 +267,23 @@ impl WalManager {
     /// The ref moves by compare-and-swap; when another appender wins, the
     /// commit is rebuilt on the new head and retried with backoff. All
     /// events must share one actor. A reader sees all of the batch or none.
+    ///
+    /// Once the commit is on the ref this returns it: a failure after that
+    /// point (the ref's fsync under [`Durability::Fsync`]) is logged as a
+    /// warning, never returned as an error a caller would retry — see
+    /// [`WalManager::append_committed`] to receive it.
     pub fn append(&self, events: &[Envelope]) -> Result<ObjectId> {
+        let done = self.append_committed(events)?;
+        if let Some(e) = &done.after_commit {
+            tracing::warn!(log = %self.ref_name, commit = %done.commit, error = %e,
+                "appended, then failed");
+        }
+        Ok(done.commit)
+    }
+
+    /// [`WalManager::append`], reporting a failure after the commit
+    /// separately ([`Committed::after_commit`]) instead of logging it.
+    pub fn append_committed(&self, events: &[Envelope]) -> Result<Committed> {
         let first = events.first().ok_or(WalError::EmptyBatch)?;
         if let Some((index, other)) = events
             .iter()
@@ -354,7 +383,11 @@ impl WalManager {
                 .update_ref(&self.ref_name, expected, target, "larder: merge")
             {
                 Ok(()) => {
-                    self.sync_ref_if_durable()?;
+                    // Moved: a failed fsync must not make the merge look
+                    // undone (the caller would merge again).
+                    if let Err(e) = self.sync_ref_if_durable() {
+                        tracing::warn!(log = %self.ref_name, error = %e, "merged, then failed");
+                    }
                     return Ok(outcome);
                 }
                 Err(e) => self.retry_or_fail(e, attempts, &mut lock_waits)?,
@@ -409,7 +442,7 @@ impl WalManager {
         objects: &ObjectBatch,
         message: &str,
         build: impl Fn(Option<ObjectId>) -> (Meta, Vec<TreeEntry>),
-    ) -> Result<ObjectId> {
+    ) -> Result<Committed> {
         let mut attempts = 0;
         let mut lock_waits = 0;
         loop {
@@ -439,10 +472,15 @@ impl WalManager {
                 message.lines().next().unwrap_or(""),
             ) {
                 Ok(()) => {
-                    self.sync_ref_if_durable()?;
+                    // The commit is on the ref: from here on nothing may
+                    // turn the append into an error.
+                    let after_commit = self.sync_ref_if_durable().err();
                     self.known_head.set(Some((commit, generation)));
                     self.consolidate_after(generation);
-                    return Ok(commit);
+                    return Ok(Committed {
+                        commit,
+                        after_commit,
+                    });
                 }
                 Err(e) => self.retry_or_fail(e, attempts, &mut lock_waits)?,
             }

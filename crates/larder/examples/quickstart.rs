@@ -19,13 +19,19 @@ fn main() -> Result<()> {
 
     // Append typed events; the key-value view follows every append.
     let mut settings = laptop.log_with_view::<KvProjection>("settings", SnapshotPolicy::OFF)?;
-    settings.append_batch(&[("kv.set", KvProjection::set_payload("theme", &"dark")?)])?;
-    settings.append_batch(&[("kv.set", KvProjection::set_payload("lang", &"en")?)])?;
-    settings.sync(&laptop, &remote)?;
+    // A write reports success once it is on the log; a view refresh that
+    // failed after it would be in `after_commit` (`value()` logs it).
+    settings
+        .append_batch(&[("kv.set", KvProjection::set_payload("theme", &"dark")?)])?
+        .value();
+    settings
+        .append_batch(&[("kv.set", KvProjection::set_payload("lang", &"en")?)])?
+        .value();
+    settings.sync(&laptop, &remote)?.value();
 
     // The other replica pulls and sees the same state.
     let mut mirror = server.log_with_view::<KvProjection>("settings", SnapshotPolicy::OFF)?;
-    let report = mirror.sync(&server, &remote)?;
+    let report = mirror.sync(&server, &remote)?.value();
     println!("server received {} events", report.events_received);
     assert_eq!(
         mirror.state().state_hash_hex(),

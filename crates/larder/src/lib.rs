@@ -21,10 +21,13 @@
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
+mod identity;
+mod log;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+pub use log::{Committed, Log, ViewedLog};
 
 pub use larder_codec as codec;
 pub use larder_crdt as crdt;
@@ -34,9 +37,11 @@ pub use larder_snapshot as snapshot;
 pub use larder_sync as sync;
 pub use larder_wal as wal;
 
-use codec::{ActorId, Envelope, Payload};
-use crdt::{Hlc, SystemClock};
-use git::{GitRepo, ObjectId};
+use codec::ActorId;
+use crdt::{Clock, Hlc, SystemClock};
+use git::GitRepo;
+use identity::Identity;
+use log::SharedHlc;
 
 /// Any failure of any layer, with the layer's own typed error inside.
 #[derive(Debug, thiserror::Error)]
@@ -98,17 +103,22 @@ boxed_from!(wal::WalError => Wal, sync::SyncError => Sync, snapshot::SnapshotErr
 pub type Result<T, E = LarderError> = std::result::Result<T, E>;
 
 /// A repository holding larder logs.
+///
+/// Opening a repository writes nothing: the actor id is created on the
+/// first write that needs it (an append, a sync, a lock), so a read-only
+/// look at any repository — a bare remote included — leaves it as it was.
 pub struct Larder {
     repo: GitRepo,
-    actor: ActorId,
-    clock: Arc<Mutex<Hlc<SystemClock>>>,
+    identity: Arc<Identity>,
+    wall: Arc<dyn Clock>,
+    clock: SharedHlc,
 }
 
 impl std::fmt::Debug for Larder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Larder")
             .field("git_dir", &self.repo.git_dir())
-            .field("actor", &self.actor)
+            .field("actor", &self.identity.existing().ok().flatten())
             .finish()
     }
 }
@@ -116,33 +126,51 @@ impl std::fmt::Debug for Larder {
 impl Larder {
     /// Opens an existing repository (work tree or git dir, bare or not).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::with_repo(GitRepo::open(path)?)
+        Ok(Self::with_repo(GitRepo::open(path)?))
     }
 
     /// Creates a repository with a work tree at `path`, or opens it.
     pub fn init(path: impl AsRef<Path>) -> Result<Self> {
-        Self::with_repo(GitRepo::init(path)?)
+        Ok(Self::with_repo(GitRepo::init(path)?))
     }
 
     /// Creates a bare repository at `path`, or opens it.
     pub fn init_bare(path: impl AsRef<Path>) -> Result<Self> {
-        Self::with_repo(GitRepo::init_bare(path)?)
+        Ok(Self::with_repo(GitRepo::init_bare(path)?))
     }
 
-    fn with_repo(repo: GitRepo) -> Result<Self> {
-        let actor = load_or_create_actor(&repo)?;
-        Ok(Self {
+    fn with_repo(repo: GitRepo) -> Self {
+        let identity = Arc::new(Identity::new(repo.git_dir()));
+        let wall: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self {
             repo,
-            actor,
-            clock: Arc::new(Mutex::new(Hlc::new(SystemClock))),
-        })
+            identity,
+            clock: Arc::new(Mutex::new(Hlc::new(wall.clone()))),
+            wall,
+        }
     }
 
-    /// This replica's actor id: created on first use (`actor-<16 hex>`) and
-    /// stored in `<git dir>/larder/actor`, so it survives restarts and never
-    /// travels with pushes.
-    pub fn actor(&self) -> &ActorId {
-        &self.actor
+    /// The same handle timed by `clock` instead of the system clock: the
+    /// hybrid logical clock of every append, lock leases and snapshot
+    /// policies all read it (tests run on a simulated clock this way).
+    /// Logs taken from the handle before the call keep the old clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Arc::new(Mutex::new(Hlc::new(clock.clone())));
+        self.wall = clock;
+        self
+    }
+
+    /// This replica's actor id, created on first use (`actor-<16 hex>`)
+    /// and stored in `<git dir>/larder/actor`, so it survives restarts and
+    /// never travels with pushes. Creating it is a write: concurrent first
+    /// uses agree on one id.
+    pub fn actor(&self) -> Result<&ActorId> {
+        self.identity.get()
+    }
+
+    /// The actor id if this repository has one yet, without creating it.
+    pub fn existing_actor(&self) -> Result<Option<ActorId>> {
+        self.identity.existing()
     }
 
     /// The repository.
@@ -187,7 +215,7 @@ impl Larder {
         let wal = wal::WalManager::new(self.repo.clone(), name)?;
         Ok(Log {
             wal,
-            actor: self.actor.clone(),
+            identity: self.identity.clone(),
             clock: self.clock.clone(),
         })
     }
@@ -202,7 +230,7 @@ impl Larder {
     ) -> Result<ViewedLog<P>> {
         let log = self.log(name)?;
         let snapshots =
-            snapshot::SnapshotManager::with_clock(log.wal.clone(), Arc::new(SystemClock), policy);
+            snapshot::SnapshotManager::with_clock(log.wal.clone(), self.wall.clone(), policy);
         let mut view = snapshot::View::<P>::open(snapshot::SnapshotManager::new(log.wal.clone()))?;
         view.update()?;
         Ok(ViewedLog {
@@ -216,251 +244,38 @@ impl Larder {
     pub fn sync(&self, name: &str, remote: &str) -> Result<sync::SyncManager> {
         Ok(sync::SyncManager::new(
             self.log(name)?.wal,
-            self.actor.clone(),
+            self.actor()?.clone(),
             remote,
         )?)
     }
 
     /// Snapshots of log `name`.
     pub fn snapshots(&self, name: &str) -> Result<snapshot::SnapshotManager> {
-        Ok(snapshot::SnapshotManager::new(self.log(name)?.wal))
+        Ok(snapshot::SnapshotManager::with_clock(
+            self.log(name)?.wal,
+            self.wall.clone(),
+            snapshot::SnapshotPolicy::OFF,
+        ))
     }
 
     /// Lease locks decided by this repository (agents sharing one clone).
-    pub fn locks(&self) -> lock::LockManager {
-        lock::LockManager::new(
+    pub fn locks(&self) -> Result<lock::LockManager> {
+        Ok(lock::LockManager::with_clock(
             lock::Authority::Local(self.repo.clone()),
-            self.actor.clone(),
-        )
+            self.actor()?.clone(),
+            self.wall.clone(),
+            lock::LockOptions::default(),
+        ))
     }
 
     /// Lease locks decided by `remote` (path, `file://` or network URL).
     pub fn locks_on(&self, remote: &str) -> Result<lock::LockManager> {
         let authority = lock::Authority::remote(&self.repo, remote)?;
-        Ok(lock::LockManager::new(authority, self.actor.clone()))
-    }
-}
-
-fn load_or_create_actor(repo: &GitRepo) -> Result<ActorId> {
-    let path = repo.git_dir().join("larder").join("actor");
-    let err = |reason: String| LarderError::Identity {
-        path: path.display().to_string(),
-        reason,
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(ActorId::new(text.trim())?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let seed = format!(
-                "{}:{}:{:?}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0),
-                repo.git_dir()
-            );
-            let hash = codec::blake2b256(&[seed.as_bytes()]);
-            let id = codec::to_hex(&hash[..8]);
-            let actor = ActorId::new(format!("actor-{id}"))?;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-            }
-            // Create-new: if another process won the race, use its id.
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    writeln!(f, "{actor}").map_err(|e| err(e.to_string()))?;
-                    Ok(actor)
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
-                    Ok(ActorId::new(text.trim())?)
-                }
-                Err(e) => Err(err(e.to_string())),
-            }
-        }
-        Err(e) => Err(err(e.to_string())),
-    }
-}
-
-/// One log, appending as this replica's actor with its clock.
-pub struct Log {
-    wal: wal::WalManager,
-    actor: ActorId,
-    clock: Arc<Mutex<Hlc<SystemClock>>>,
-}
-
-impl Log {
-    /// Appends one event of `kind` with any serde `data`; returns the commit.
-    pub fn append<T: Serialize + ?Sized>(&self, kind: &str, data: &T) -> Result<ObjectId> {
-        self.append_batch(&[(kind, Payload::from_serde(data)?)])
-    }
-
-    /// Appends several events as one batch (one chunk, one commit).
-    ///
-    /// Before stamping, the clock observes every event the log has gained
-    /// since it last looked — whether it came from this handle, a sync, or
-    /// another process — so a new event always sorts after every event the
-    /// replica already holds (causality, whatever the wall clocks say).
-    pub fn append_batch(&self, events: &[(&str, Payload)]) -> Result<ObjectId> {
-        let mut envelopes = Vec::with_capacity(events.len());
-        let observed_head;
-        let last;
-        {
-            let mut clock = self
-                .clock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            observed_head = self.observe_log(&mut clock)?;
-            for (kind, payload) in events {
-                envelopes.push(Envelope::new(
-                    self.actor.clone(),
-                    clock.now()?,
-                    *kind,
-                    payload.clone(),
-                )?);
-            }
-            last = clock.last();
-        }
-        let commit = self.wal.append(&envelopes)?;
-        // Covered: everything up to the head observed before appending; the
-        // next append reads from there (including this commit). A cache: if
-        // it is lost or torn, the next append rereads the log.
-        if let Some(head) = observed_head {
-            let _ = std::fs::write(
-                self.clock_file(),
-                format!("{head} {} {}\n", last.millis, last.counter),
-            );
-        }
-        Ok(commit)
-    }
-
-    fn clock_file(&self) -> std::path::PathBuf {
-        self.wal
-            .repo()
-            .git_dir()
-            .join("larder")
-            .join(self.wal.log())
-            .join("clock")
-    }
-
-    /// Moves `clock` past every event in the log that it has not seen yet
-    /// and returns the head it covered. Timestamps beyond the clock's drift
-    /// bound are not adopted (the drift guard), and do not block appends.
-    fn observe_log(&self, clock: &mut Hlc<SystemClock>) -> Result<Option<ObjectId>> {
-        let Some(head) = self.wal.head()? else {
-            return Ok(None);
-        };
-        let cached = std::fs::read_to_string(self.clock_file())
-            .ok()
-            .and_then(|text| {
-                let mut parts = text.split_whitespace();
-                let commit = ObjectId::from_hex(parts.next()?.as_bytes()).ok()?;
-                let millis = parts.next()?.parse().ok()?;
-                let counter = parts.next()?.parse().ok()?;
-                Some((commit, codec::Timestamp::new(millis, counter)))
-            });
-        let since = match cached {
-            Some((commit, ts)) => {
-                let _ = clock.observe(ts, "clock cache");
-                Some(commit)
-            }
-            None => None,
-        };
-        if since == Some(head) {
-            return Ok(Some(head));
-        }
-        let commits = match wal::commits_between(self.wal.repo(), head, since, self.wal.ref_name())
-        {
-            Ok(c) => c,
-            // The cached position left the history: read everything.
-            Err(wal::WalError::NotInLog { .. }) => {
-                wal::commits_between(self.wal.repo(), head, None, self.wal.ref_name())?
-            }
-            Err(e) => return Err(e.into()),
-        };
-        for commit in commits {
-            for e in commit?.events {
-                let _ = clock.observe(e.timestamp(), e.actor().as_str());
-            }
-        }
-        Ok(Some(head))
-    }
-
-    /// Every event in the CRDT total order (the same on every replica).
-    pub fn events(&self) -> Result<Vec<Envelope>> {
-        let mut events = self.wal.read_all()?;
-        crdt::sort_events(&mut events);
-        Ok(events)
-    }
-
-    /// Folds every event, in the total order, into projection `P`.
-    pub fn project<P: crdt::Projection + Default>(&self) -> Result<P> {
-        let mut p = crdt::Projector::<P>::default();
-        p.apply_all(&self.events()?)?;
-        Ok(p.into_state())
-    }
-
-    /// The write-ahead log underneath.
-    pub fn wal(&self) -> &wal::WalManager {
-        &self.wal
-    }
-}
-
-/// A log with a registered projection whose redb view is kept up to date
-/// (see [`Larder::log_with_view`]).
-pub struct ViewedLog<P: crdt::Projection> {
-    log: Log,
-    view: snapshot::View<P>,
-    snapshots: snapshot::SnapshotManager,
-}
-
-impl<P: crdt::Projection + Default> ViewedLog<P> {
-    /// Appends one event, then updates the view (and snapshots if due).
-    pub fn append<T: Serialize + ?Sized>(&mut self, kind: &str, data: &T) -> Result<ObjectId> {
-        let commit = self.log.append(kind, data)?;
-        self.refresh()?;
-        Ok(commit)
-    }
-
-    /// Appends a batch, then updates the view (and snapshots if due).
-    pub fn append_batch(&mut self, events: &[(&str, Payload)]) -> Result<ObjectId> {
-        let commit = self.log.append_batch(events)?;
-        self.refresh()?;
-        Ok(commit)
-    }
-
-    /// Syncs with `remote` as `actor`, then updates the view.
-    pub fn sync(&mut self, larder: &Larder, remote: &str) -> Result<sync::SyncReport> {
-        let report =
-            sync::SyncManager::new(self.log.wal.clone(), larder.actor().clone(), remote)?.sync()?;
-        self.refresh()?;
-        Ok(report)
-    }
-
-    /// Folds whatever the log gained into the view; snapshots per policy.
-    pub fn refresh(&mut self) -> Result<u64> {
-        let applied = self.view.update()?;
-        self.snapshots.maybe_create::<P>()?;
-        Ok(applied)
-    }
-
-    /// The projection's current state.
-    pub fn state(&self) -> &P {
-        self.view.state()
-    }
-
-    /// The log.
-    pub fn log(&self) -> &Log {
-        &self.log
-    }
-
-    /// The view (position, rebuild).
-    pub fn view_mut(&mut self) -> &mut snapshot::View<P> {
-        &mut self.view
+        Ok(lock::LockManager::with_clock(
+            authority,
+            self.actor()?.clone(),
+            self.wall.clone(),
+            lock::LockOptions::default(),
+        ))
     }
 }

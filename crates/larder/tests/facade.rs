@@ -9,11 +9,11 @@ fn actor_identity_is_created_once_and_kept_in_the_git_dir() {
     let dir = tempfile::tempdir().unwrap();
     let first = Larder::init(dir.path()).unwrap();
     let again = Larder::open(dir.path()).unwrap();
-    assert_eq!(first.actor(), again.actor());
-    assert!(first.actor().as_str().starts_with("actor-"));
+    assert_eq!(first.actor().unwrap(), again.actor().unwrap());
+    assert!(first.actor().unwrap().as_str().starts_with("actor-"));
     assert!(first.repo().git_dir().join("larder/actor").exists());
     let other = Larder::init(tempfile::tempdir().unwrap().path()).unwrap();
-    assert_ne!(first.actor(), other.actor());
+    assert_ne!(first.actor().unwrap(), other.actor().unwrap());
 }
 
 #[test]
@@ -33,7 +33,7 @@ fn typed_events_round_trip_in_the_total_order() {
         events[1].payload().deserialize::<(String, u32)>().unwrap(),
         ("pear".into(), 5)
     );
-    assert_eq!(events[0].actor(), larder.actor());
+    assert_eq!(events[0].actor(), larder.actor().unwrap());
 }
 
 #[test]
@@ -49,8 +49,10 @@ fn the_registered_view_follows_appends_and_syncs_and_snapshots_by_policy() {
         max_age_ms: None,
     };
     let mut va = a.log_with_view::<KvProjection>("kv", policy).unwrap();
-    va.append_batch(&[("kv.set", KvProjection::set_payload("k", &1).unwrap())])
+    let done = va
+        .append_batch(&[("kv.set", KvProjection::set_payload("k", &1).unwrap())])
         .unwrap();
+    assert!(done.after_commit.is_none());
     assert_eq!(
         va.state().get("k").unwrap().deserialize::<u32>().unwrap(),
         1
@@ -59,8 +61,10 @@ fn the_registered_view_follows_appends_and_syncs_and_snapshots_by_policy() {
         a.snapshots("kv").unwrap().latest().unwrap().is_none(),
         "1 event < 2"
     );
-    va.append_batch(&[("kv.set", KvProjection::set_payload("k", &2).unwrap())])
+    let done = va
+        .append_batch(&[("kv.set", KvProjection::set_payload("k", &2).unwrap())])
         .unwrap();
+    assert!(done.after_commit.is_none());
     assert_eq!(
         a.snapshots("kv")
             .unwrap()
@@ -71,13 +75,13 @@ fn the_registered_view_follows_appends_and_syncs_and_snapshots_by_policy() {
             .event_count,
         2
     );
-    va.sync(&a, &remote).unwrap();
+    assert!(va.sync(&a, &remote).unwrap().after_commit.is_none());
 
     let mut vb = b
         .log_with_view::<KvProjection>("kv", SnapshotPolicy::OFF)
         .unwrap();
     assert!(vb.state().get("k").is_none());
-    vb.sync(&b, &remote).unwrap();
+    assert!(vb.sync(&b, &remote).unwrap().after_commit.is_none());
     assert_eq!(vb.state().state_hash(), va.state().state_hash());
     // The view persisted in redb: a fresh handle starts where it left off
     // (one open view per log per process: redb locks the file).
@@ -105,7 +109,7 @@ fn events_written_after_observing_others_sort_after_them() {
         .as_millis() as u64
         + 600_000;
     let early = Envelope::new(
-        fast.actor().clone(),
+        fast.actor().unwrap().clone(),
         Timestamp::new(ahead, 0),
         "note",
         larder::codec::Payload::from_serde(&"first").unwrap(),

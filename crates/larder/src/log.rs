@@ -1,0 +1,280 @@
+//! [`Log`]: appends stamped with the replica's actor and hybrid logical
+//! clock; [`ViewedLog`]: a log whose projection view follows every write;
+//! [`Committed`]: what a write that reached its ref reports.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::codec::{self, Envelope, Payload};
+use crate::crdt::{self, Clock, Hlc};
+use crate::git::ObjectId;
+use crate::identity::Identity;
+use crate::{Larder, LarderError, Result, snapshot, sync, wal};
+
+/// The hybrid logical clock shared by a [`Larder`] and its logs.
+pub(crate) type SharedHlc = Arc<Mutex<Hlc<Arc<dyn Clock>>>>;
+
+/// A write whose commit is on its ref: it happened, whatever
+/// `after_commit` says. Retrying it would write it again.
+///
+/// `after_commit` holds what failed once the commit was in place — the
+/// ref's fsync, the view refresh, the snapshot policy. The log is fine;
+/// derived state catches up on the next refresh (or rebuild).
+#[derive(Debug)]
+#[must_use = "a write that reached its ref may still report a later failure"]
+pub struct Committed<T> {
+    /// The commit id (appends) or the sync report.
+    pub value: T,
+    /// The first failure after the commit, if any.
+    pub after_commit: Option<LarderError>,
+}
+
+impl<T> Committed<T> {
+    /// The value, logging (not returning) a failure after the commit.
+    pub fn value(self) -> T {
+        if let Some(e) = &self.after_commit {
+            tracing::warn!(error = %e, "committed, then failed");
+        }
+        self.value
+    }
+}
+
+/// One log, appending as this replica's actor with its clock.
+pub struct Log {
+    pub(crate) wal: wal::WalManager,
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) clock: SharedHlc,
+}
+
+impl Log {
+    /// Appends one event of `kind` with any serde `data`; returns the commit.
+    pub fn append<T: Serialize + ?Sized>(&self, kind: &str, data: &T) -> Result<ObjectId> {
+        self.append_batch(&[(kind, Payload::from_serde(data)?)])
+    }
+
+    /// Appends several events as one batch (one chunk, one commit).
+    ///
+    /// Before stamping, the clock observes every event the log has gained
+    /// since it last looked — whether it came from this handle, a sync, or
+    /// another process — so a new event always sorts after every event the
+    /// replica already holds (causality, whatever the wall clocks say).
+    ///
+    /// Once the commit is on the ref the call succeeds; a failure after
+    /// that (the ref's fsync) is logged — [`Log::append_committed`]
+    /// returns it instead.
+    pub fn append_batch(&self, events: &[(&str, Payload)]) -> Result<ObjectId> {
+        Ok(self.append_committed(events)?.value())
+    }
+
+    /// [`Log::append_batch`], reporting a failure after the commit in
+    /// [`Committed::after_commit`].
+    pub fn append_committed(&self, events: &[(&str, Payload)]) -> Result<Committed<ObjectId>> {
+        let actor = self.identity.get()?;
+        let mut envelopes = Vec::with_capacity(events.len());
+        let observed_head;
+        let last;
+        {
+            let mut clock = self
+                .clock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            observed_head = self.observe_log(&mut clock)?;
+            for (kind, payload) in events {
+                envelopes.push(Envelope::new(
+                    actor.clone(),
+                    clock.now()?,
+                    *kind,
+                    payload.clone(),
+                )?);
+            }
+            last = clock.last();
+        }
+        let done = self.wal.append_committed(&envelopes)?;
+        // Covered: everything up to the head observed before appending; the
+        // next append reads from there (including this commit).
+        if let Some(head) = observed_head {
+            self.store_clock(head, last);
+        }
+        Ok(Committed {
+            value: done.commit,
+            after_commit: done.after_commit.map(LarderError::from),
+        })
+    }
+
+    /// `<git dir>/larder/<namespace>/<log>/clock`: the head the clock last
+    /// observed and the clock's reading then.
+    pub fn clock_file(&self) -> PathBuf {
+        state_dir(&self.wal).join("clock")
+    }
+
+    /// Writes the clock cache atomically (temp file + rename). It is a
+    /// cache: failing to write it costs the next append a reread, so the
+    /// failure is a warning, never an error of the append.
+    fn store_clock(&self, head: ObjectId, last: codec::Timestamp) {
+        let path = self.clock_file();
+        let write = || -> std::io::Result<()> {
+            let dir = path.parent().unwrap_or(&path);
+            std::fs::create_dir_all(dir)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+            std::io::Write::write_all(
+                &mut tmp,
+                format!("{head} {} {}\n", last.millis, last.counter).as_bytes(),
+            )?;
+            tmp.persist(&path).map_err(|e| e.error)?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the clock cache");
+        }
+    }
+
+    /// The cached (head, clock reading), if the file holds one.
+    fn load_clock(&self) -> Option<(ObjectId, codec::Timestamp)> {
+        let text = std::fs::read_to_string(self.clock_file()).ok()?;
+        let mut parts = text.split_whitespace();
+        let commit = ObjectId::from_hex(parts.next()?.as_bytes()).ok()?;
+        let millis = parts.next()?.parse().ok()?;
+        let counter = parts.next()?.parse().ok()?;
+        Some((commit, codec::Timestamp::new(millis, counter)))
+    }
+
+    /// Moves `clock` past every event in the log that it has not seen yet
+    /// and returns the head it covered. Timestamps beyond the clock's drift
+    /// bound are not adopted (the drift guard), and do not block appends.
+    ///
+    /// The cache is only a starting point: a cached head that is no longer
+    /// in the history, or that `git gc` pruned, means "read everything".
+    fn observe_log(&self, clock: &mut Hlc<Arc<dyn Clock>>) -> Result<Option<ObjectId>> {
+        let Some(head) = self.wal.head()? else {
+            return Ok(None);
+        };
+        let since = match self.load_clock() {
+            Some((commit, ts)) => {
+                let _ = clock.observe(ts, "clock cache");
+                Some(commit)
+            }
+            None => None,
+        };
+        if since == Some(head) {
+            return Ok(Some(head));
+        }
+        let repo = self.wal.repo();
+        let commits = match since {
+            Some(commit) => {
+                match wal::commits_between(repo, head, Some(commit), self.wal.ref_name()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(%commit, error = %e, "clock cache position unusable; rereading the log");
+                        wal::commits_between(repo, head, None, self.wal.ref_name())?
+                    }
+                }
+            }
+            None => wal::commits_between(repo, head, None, self.wal.ref_name())?,
+        };
+        for commit in commits {
+            for e in commit?.events {
+                let _ = clock.observe(e.timestamp(), e.actor().as_str());
+            }
+        }
+        Ok(Some(head))
+    }
+
+    /// Every event in the CRDT total order (the same on every replica).
+    pub fn events(&self) -> Result<Vec<Envelope>> {
+        let mut events = self.wal.read_all()?;
+        crdt::sort_events(&mut events);
+        Ok(events)
+    }
+
+    /// Folds every event, in the total order, into projection `P`.
+    pub fn project<P: crdt::Projection + Default>(&self) -> Result<P> {
+        let mut p = crdt::Projector::<P>::default();
+        p.apply_all(&self.events()?)?;
+        Ok(p.into_state())
+    }
+
+    /// The write-ahead log underneath.
+    pub fn wal(&self) -> &wal::WalManager {
+        &self.wal
+    }
+}
+
+/// `<git dir>/larder/<namespace>/<log>`: where a log's derived state
+/// (clock cache, view) lives, apart from logs of other namespaces.
+pub(crate) fn state_dir(wal: &wal::WalManager) -> PathBuf {
+    wal.repo()
+        .git_dir()
+        .join("larder")
+        .join(&wal.options().namespace)
+        .join(wal.log())
+}
+
+/// A log with a registered projection whose redb view is kept up to date
+/// (see [`Larder::log_with_view`]).
+pub struct ViewedLog<P: crdt::Projection> {
+    pub(crate) log: Log,
+    pub(crate) view: snapshot::View<P>,
+    pub(crate) snapshots: snapshot::SnapshotManager,
+}
+
+impl<P: crdt::Projection + Default> ViewedLog<P> {
+    /// Appends one event, then updates the view (and snapshots if due).
+    /// See [`ViewedLog::append_batch`].
+    pub fn append<T: Serialize + ?Sized>(
+        &mut self,
+        kind: &str,
+        data: &T,
+    ) -> Result<Committed<ObjectId>> {
+        self.append_batch(&[(kind, Payload::from_serde(data)?)])
+    }
+
+    /// Appends a batch, then updates the view (and snapshots if due).
+    ///
+    /// `Err` means nothing was written. Once the commit is on the log, the
+    /// call returns it; if the view refresh or the snapshot policy then
+    /// fails, that failure is in [`Committed::after_commit`] — the event is
+    /// in the log, so do not append it again.
+    pub fn append_batch(&mut self, events: &[(&str, Payload)]) -> Result<Committed<ObjectId>> {
+        let done = self.log.append_committed(events)?;
+        let refreshed = self.refresh().err();
+        Ok(Committed {
+            value: done.value,
+            after_commit: done.after_commit.or(refreshed),
+        })
+    }
+
+    /// Syncs with `remote`, then updates the view. A failed view refresh
+    /// after the pull merged is in [`Committed::after_commit`].
+    pub fn sync(&mut self, larder: &Larder, remote: &str) -> Result<Committed<sync::SyncReport>> {
+        let report = sync::SyncManager::new(self.log.wal.clone(), larder.actor()?.clone(), remote)?
+            .sync()?;
+        Ok(Committed {
+            value: report,
+            after_commit: self.refresh().err(),
+        })
+    }
+
+    /// Folds whatever the log gained into the view; snapshots per policy.
+    pub fn refresh(&mut self) -> Result<u64> {
+        let applied = self.view.update()?;
+        self.snapshots.maybe_create::<P>()?;
+        Ok(applied)
+    }
+
+    /// The projection's current state.
+    pub fn state(&self) -> &P {
+        self.view.state()
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The view (position, rebuild).
+    pub fn view_mut(&mut self) -> &mut snapshot::View<P> {
+        &mut self.view
+    }
+}
