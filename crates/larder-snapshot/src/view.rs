@@ -358,6 +358,24 @@ impl<P: Projection + Default> View<P> {
         Ok(())
     }
 
+    /// Replaces the in-memory view by the stored one (healing the file if
+    /// it no longer loads; a heal that fails leaves the view empty, which
+    /// the next update rebuilds).
+    fn reload(&mut self) {
+        self.projector = Projector::default();
+        self.position = None;
+        self.ids_floor = None;
+        self.ids = IdDigest::default();
+        if let Err(cause) = self.load()
+            && self.heal(cause).is_err()
+        {
+            self.projector = Projector::default();
+            self.position = None;
+            self.ids_floor = None;
+            self.ids = IdDigest::default();
+        }
+    }
+
     /// Drops the database, deletes the file and creates an empty one.
     fn recreate(&mut self) -> Result<()> {
         if let Some(db) = self.db.take() {
@@ -610,7 +628,13 @@ impl<P: Projection + Default> View<P> {
                 return self.rebuild().map(|r| r.snapshot_events + r.tail_events);
             }
         }
-        self.projector.apply_all(&events)?;
+        if let Err(e) = self.projector.apply_all(&events) {
+            // Part of the batch is folded in memory, the position did not
+            // move: go back to the stored pair, or a retry would fold that
+            // part twice.
+            self.reload();
+            return Err(e.into());
+        }
         self.position = Some(head);
         self.store(Ids::Add(&events))?;
         Ok(events.len() as u64)

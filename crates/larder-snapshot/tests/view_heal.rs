@@ -497,3 +497,60 @@ fn a_view_in_use_is_an_error_not_a_heal() {
         replay::<KvProjection>(&wal, None)
     );
 }
+
+/// Counts events and refuses kind `poison`.
+#[derive(Default)]
+struct Picky(u64);
+
+impl Projection for Picky {
+    const NAME: &'static str = "test.picky";
+    const VERSION: u32 = 1;
+    const COMMUTATIVE: bool = true;
+
+    fn apply(&mut self, event: &Envelope) -> Result<(), CrdtError> {
+        if event.kind() == "poison" {
+            return Err(CrdtError::BadEvent {
+                event: event.id().to_hex(),
+                kind: event.kind().into(),
+                reason: "refused".into(),
+            });
+        }
+        self.0 += 1;
+        Ok(())
+    }
+
+    fn encode_state(&self) -> Vec<u8> {
+        self.0.to_le_bytes().to_vec()
+    }
+
+    fn decode_state(bytes: &[u8]) -> Result<Self, CrdtError> {
+        Counter::<true>::decode_state(bytes).map(|c| Self(c.0))
+    }
+}
+
+/// A projection that fails half-way through a batch leaves the view at its
+/// stored state: retrying never folds the first half twice.
+#[test]
+fn a_failed_fold_leaves_the_stored_state() {
+    let (_dir, wal) = setup();
+    wal.append(&[count("a", 1)]).unwrap();
+    let mut view = View::<Picky>::open(manager(&wal)).unwrap();
+    view.update().unwrap();
+    let before = (view.position(), view.state().0);
+    let poison = Envelope::new(
+        ActorId::new("a").unwrap(),
+        Timestamp::new(1_700_000_000_000 + 9, 0),
+        "poison",
+        Payload::from_serde(&0u8).unwrap(),
+    )
+    .unwrap();
+    wal.append(&[count("a", 2), count("a", 3), poison]).unwrap();
+    for attempt in 0..3 {
+        assert!(view.update().is_err(), "attempt {attempt}");
+        assert_eq!(
+            (view.position(), view.state().0),
+            before,
+            "attempt {attempt}"
+        );
+    }
+}
