@@ -82,7 +82,7 @@ impl fmt::Display for HealCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HealCause::Unreadable(e) => write!(f, "redb could not read it: {e}"),
-            HealCause::Panicked(m) => write!(f, "redb panicked reading it: {m}"),
+            HealCause::Panicked(m) => write!(f, "redb panicked on it: {m}"),
             HealCause::ChecksumMismatch(what) => write!(f, "checksum mismatch: {what}"),
             HealCause::Undecodable(what) => write!(f, "undecodable {what}"),
             HealCause::WriteFailed(e) => write!(f, "writing it failed: {e}"),
