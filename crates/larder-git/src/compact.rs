@@ -10,7 +10,7 @@ use gix::ObjectId;
 
 use crate::consolidate::remove_if_present;
 use crate::pack::PackBuilder;
-use crate::{GitError, GitRepo, Result};
+use crate::{Consolidation, ConsolidationPolicy, GitError, GitRepo, Result};
 
 /// What [`GitRepo::pack_loose_objects`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -19,7 +19,16 @@ pub struct PackOutcome {
     pub objects: usize,
     /// The new pack's data file, if one was written.
     pub pack: Option<PathBuf>,
+    /// Loose objects left where they are because they cannot be read or
+    /// their bytes do not match their id (for `git fsck` to look at); they
+    /// never stop the others from being packed.
+    pub unreadable: Vec<ObjectId>,
 }
+
+/// Past this many loose objects in `objects/17`, maintenance after a pull
+/// or push packs every loose object (an estimate of 256 times as many in
+/// all; git's `gc --auto` looks at the same directory).
+const LOOSE_IN_SAMPLE_DIR: usize = 8;
 
 impl GitRepo {
     /// Every loose object id in the object database.
@@ -65,14 +74,31 @@ impl GitRepo {
         if ids.is_empty() {
             return Ok(PackOutcome::default());
         }
+        // Read from the loose files themselves (not through the object
+        // store, which a pile of packs could leave without slots).
+        let loose = gix::odb::loose::Store::at(self.objects_dir(), gix::hash::Kind::Sha1);
         let mut objects = Vec::with_capacity(ids.len());
+        let mut unreadable = Vec::new();
+        let mut buf = Vec::new();
         for id in &ids {
-            let object = self
-                .gix()
-                .find_object(*id)
-                .map_err(|e| GitError::gix(format!("reading loose object {id}"), e))?;
-            objects.push((*id, object.kind, object.detach().data));
+            let found = match loose.try_find(id, &mut buf) {
+                Ok(Some(data)) => Some((data.kind, data.data.to_vec())),
+                // Packed and deleted by someone else since the listing.
+                Ok(None) => None,
+                Err(_) => {
+                    unreadable.push(*id);
+                    None
+                }
+            };
+            let Some((kind, data)) = found else {
+                continue;
+            };
+            match gix::objs::compute_hash(gix::hash::Kind::Sha1, kind, &data) {
+                Ok(actual) if actual == *id => objects.push((*id, kind, data)),
+                _ => unreadable.push(*id),
+            }
         }
+        let ids: Vec<ObjectId> = objects.iter().map(|(id, _, _)| *id).collect();
         // The pack is durable (flushed by write_pack) before the loose
         // copies disappear.
         let pack = self.write_pack(&objects)?;
@@ -86,7 +112,54 @@ impl GitRepo {
         Ok(PackOutcome {
             objects: ids.len(),
             pack,
+            unreadable,
         })
+    }
+
+    /// Whether loose objects have piled up enough to pack them: more than
+    /// a few in the sample directory `objects/17`, as git's `gc --auto`
+    /// estimates.
+    fn many_loose_objects(&self) -> bool {
+        std::fs::read_dir(self.objects_dir().join("17"))
+            .map(|entries| entries.take(LOOSE_IN_SAMPLE_DIR + 1).count() > LOOSE_IN_SAMPLE_DIR)
+            .unwrap_or(false)
+    }
+
+    /// Upkeep for a repository that receives objects without appending to
+    /// it — a local log after a pull, a file-system remote after a push:
+    /// packs the loose objects if many have piled up, then merges packs by
+    /// size tier ([`GitRepo::consolidate_packs`]). Takes the repository's
+    /// consolidation lock without waiting: if another process holds it,
+    /// returns at once with `busy` set. Damaged packs are skipped and named.
+    pub fn maintain(&self, policy: &ConsolidationPolicy) -> Result<Consolidation> {
+        let Some(_lock) = self.consolidation_lock(false)? else {
+            return Ok(Consolidation {
+                busy: true,
+                ..Consolidation::default()
+            });
+        };
+        let loose_objects = if self.many_loose_objects() {
+            self.pack_loose_objects()?.objects
+        } else {
+            0
+        };
+        let mut done = self.consolidate_locked(policy)?;
+        done.loose_objects = loose_objects;
+        Ok(done)
+    }
+
+    /// Compacts any repository, bare or not, whatever writes to it: waits
+    /// for a concurrent consolidation, packs every loose object, then merges
+    /// every pack of at most `max_size` bytes into one. Packs git marked to
+    /// stay (`.keep`, …) or named by a `multi-pack-index` are left alone, and
+    /// damaged packs are skipped and named in [`Consolidation::damaged`].
+    /// Every object stays readable throughout.
+    pub fn compact(&self, max_size: u64) -> Result<Consolidation> {
+        let _lock = self.consolidation_lock(true)?;
+        let loose_objects = self.pack_loose_objects()?.objects;
+        let mut done = self.merge_all_locked(max_size)?;
+        done.loose_objects = loose_objects;
+        Ok(done)
     }
 }
 

@@ -55,20 +55,66 @@ pub struct Consolidation {
     pub packs_written: usize,
     /// Distinct objects in the new packs.
     pub objects: usize,
+    /// Loose objects moved into a pack first ([`GitRepo::maintain`],
+    /// [`GitRepo::compact`]; always 0 from the other calls).
+    pub loose_objects: usize,
     /// Another process was consolidating, so this call did nothing.
     pub busy: bool,
+    /// Packs left out because they are damaged (see
+    /// [`GitRepo::check_packs`]): each stays where it is, its intact
+    /// objects readable, while the others were merged.
+    pub damaged: Vec<DamagedPack>,
+}
+
+/// A pack that cannot be merged or fully read: its index is unreadable,
+/// or an entry's bytes do not match what the index says. Named by its data
+/// file, so the operator knows what to restore or remove.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DamagedPack {
+    /// The pack's data file, `objects/pack/pack-<checksum>.pack` (or the
+    /// `multi-pack-index` file, when that is what cannot be read).
+    pub pack: PathBuf,
+    /// The object whose entry is damaged, when the damage is in one entry.
+    pub object: Option<ObjectId>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for DamagedPack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pack {} is damaged", self.pack.display())?;
+        if let Some(id) = self.object {
+            write!(f, " at object {id}")?;
+        }
+        write!(
+            f,
+            ": {}; its other objects stay readable and larder leaves it alone; restore the file from a replica or backup, or run `git fsck` and remove it once its objects are elsewhere",
+            self.reason
+        )
+    }
+}
+
+/// What [`GitRepo::check_packs`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PackCheck {
+    /// Packs (with an index) found.
+    pub packs: usize,
+    /// Entries checked in them.
+    pub objects: usize,
+    /// Packs whose index or entries are damaged, each named.
+    pub damaged: Vec<DamagedPack>,
 }
 
 /// One pack on disk that larder may merge.
 #[derive(Debug)]
-struct PackFiles {
+pub(crate) struct PackFiles {
     /// `objects/pack/pack-<checksum>` without extension.
     base: PathBuf,
     size: u64,
 }
 
 impl PackFiles {
-    fn with(&self, extension: &str) -> PathBuf {
+    pub(crate) fn with(&self, extension: &str) -> PathBuf {
         self.base.with_extension(extension)
     }
 }
@@ -77,7 +123,8 @@ impl GitRepo {
     /// Merges packs tier by tier until no tier holds `policy.fan_in` packs.
     /// Cheap when there is nothing to do (one directory listing). If another
     /// process is consolidating this repository, returns at once with
-    /// `busy` set.
+    /// `busy` set. A damaged pack is left where it is and named in
+    /// [`Consolidation::damaged`]; the others are merged all the same.
     pub fn consolidate_packs(&self, policy: &ConsolidationPolicy) -> Result<Consolidation> {
         let Some(_lock) = self.consolidation_lock(false)? else {
             return Ok(Consolidation {
@@ -85,11 +132,19 @@ impl GitRepo {
                 ..Consolidation::default()
             });
         };
+        self.consolidate_locked(policy)
+    }
+
+    /// [`GitRepo::consolidate_packs`] with the lock held.
+    pub(crate) fn consolidate_locked(&self, policy: &ConsolidationPolicy) -> Result<Consolidation> {
         let fan_in = policy.fan_in.max(2);
         let mut done = Consolidation::default();
         loop {
             let mut tiers: Vec<Vec<PackFiles>> = Vec::new();
             for pack in self.mergeable_packs(policy.max_size)? {
+                if done.damaged.iter().any(|d| d.pack == pack.with("pack")) {
+                    continue;
+                }
                 let tier = tier_of(pack.size, policy.base_size, fan_in as u64);
                 if tiers.len() <= tier {
                     tiers.resize_with(tier + 1, Vec::new);
@@ -99,26 +154,71 @@ impl GitRepo {
             let Some(full) = tiers.into_iter().find(|t| t.len() >= fan_in) else {
                 return Ok(done);
             };
-            done.objects += self.merge_pack_files(&full)?;
-            done.packs_merged += full.len();
-            done.packs_written += 1;
+            let merged = self.merge_pack_files(&full)?;
+            done.objects += merged.objects;
+            done.packs_merged += merged.packs;
+            done.packs_written += usize::from(merged.written);
+            let progress = merged.written || !merged.damaged.is_empty();
+            done.damaged.extend(merged.damaged);
+            if !progress {
+                // Every pack of the tier vanished under us (another
+                // process merged them): look again next time.
+                return Ok(done);
+            }
         }
     }
 
     /// Merges every pack of at most `max_size` bytes into one, waiting for
     /// a concurrent consolidation to finish first. Used by compaction.
+    /// Damaged packs are left out and named, as in
+    /// [`GitRepo::consolidate_packs`].
     pub fn merge_packs(&self, max_size: u64) -> Result<Consolidation> {
         let _lock = self.consolidation_lock(true)?;
+        self.merge_all_locked(max_size)
+    }
+
+    pub(crate) fn merge_all_locked(&self, max_size: u64) -> Result<Consolidation> {
         let packs = self.mergeable_packs(max_size)?;
         if packs.len() < 2 {
             return Ok(Consolidation::default());
         }
+        let merged = self.merge_pack_files(&packs)?;
         Ok(Consolidation {
-            objects: self.merge_pack_files(&packs)?,
-            packs_merged: packs.len(),
-            packs_written: 1,
-            busy: false,
+            objects: merged.objects,
+            packs_merged: merged.packs,
+            packs_written: usize::from(merged.written),
+            damaged: merged.damaged,
+            ..Consolidation::default()
         })
+    }
+
+    /// Checks every pack: its index can be read, and each entry lies inside
+    /// the pack and matches the CRC-32 its index records. Returns what was
+    /// found rather than failing at the first damaged pack, so a caller
+    /// (`larder verify`, `larder stats`) can name them all. A
+    /// `multi-pack-index` that cannot be read is reported too.
+    pub fn check_packs(&self) -> Result<PackCheck> {
+        let (packs, names) = self.list_packs()?;
+        let mut check = PackCheck::default();
+        for pack in &packs {
+            match scan_pack(pack, &HashSet::new(), false) {
+                Ok(scan) => {
+                    check.packs += 1;
+                    check.objects += scan.entries;
+                }
+                Err(CopyError::Gone) => {}
+                Err(CopyError::Damaged(d)) => {
+                    check.packs += 1;
+                    check.damaged.push(d);
+                }
+            }
+        }
+        if names.contains(MULTI_PACK_INDEX)
+            && let Err(d) = self.multi_pack_index_packs()
+        {
+            check.damaged.push(d);
+        }
+        Ok(check)
     }
 
     /// How many packs the object database holds.
@@ -129,7 +229,7 @@ impl GitRepo {
     /// An exclusive advisory lock (released by the OS if the process dies)
     /// on `<git dir>/larder/packs.lock`; None if `wait` is false and another
     /// process holds it.
-    fn consolidation_lock(&self, wait: bool) -> Result<Option<File>> {
+    pub(crate) fn consolidation_lock(&self, wait: bool) -> Result<Option<File>> {
         let dir = self.git_dir().join("larder");
         let path = dir.join("packs.lock");
         let io = |what, source| GitError::Io {
@@ -157,7 +257,7 @@ impl GitRepo {
 
     /// Every complete pack (its `.idx` exists), smallest first, with the
     /// file names seen (to find sidecar files without more system calls).
-    fn list_packs(&self) -> Result<(Vec<PackFiles>, HashSet<String>)> {
+    pub(crate) fn list_packs(&self) -> Result<(Vec<PackFiles>, HashSet<String>)> {
         let dir = self.objects_dir().join("pack");
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -196,14 +296,27 @@ impl GitRepo {
 
     /// The packs consolidation may touch: at most `max_size` bytes, and
     /// none that git marked to stay as they are (`.keep`, `.promisor`, cruft
-    /// packs' `.mtimes`). A multi-pack index names packs itself, so with one
-    /// nothing is touched. Derived files (`.rev`, `.bitmap`) go with their
-    /// pack.
+    /// packs' `.mtimes`) or that a `multi-pack-index` names (git and gix
+    /// look those up through the multi-pack index, which would point at a
+    /// deleted pack). Packs written after the multi-pack index are merged
+    /// as usual. Derived files (`.rev`, `.bitmap`) go with their pack.
     fn mergeable_packs(&self, max_size: u64) -> Result<Vec<PackFiles>> {
         let (mut packs, names) = self.list_packs()?;
-        if names.contains("multi-pack-index") {
+        if names.iter().any(|n| n.starts_with("multi-pack-index.")) {
+            // An incremental multi-pack-index chain (a directory larder
+            // does not parse): touch nothing.
             return Ok(Vec::new());
         }
+        let covered = if names.contains(MULTI_PACK_INDEX) {
+            match self.multi_pack_index_packs() {
+                Ok(covered) => covered,
+                // Unreadable: which packs it names is unknown, so none is
+                // touched (`check_packs` reports it).
+                Err(_) => return Ok(Vec::new()),
+            }
+        } else {
+            HashSet::new()
+        };
         packs.retain(|p| {
             let stem = p
                 .base
@@ -211,6 +324,7 @@ impl GitRepo {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
             p.size <= max_size
+                && !covered.contains(&format!("{stem}.idx"))
                 && ["keep", "promisor", "mtimes"]
                     .iter()
                     .all(|ext| !names.contains(&format!("{stem}.{ext}")))
@@ -218,27 +332,54 @@ impl GitRepo {
         Ok(packs)
     }
 
+    /// The index file names (`pack-<checksum>.idx`) the multi-pack index
+    /// covers, or why it cannot be read.
+    fn multi_pack_index_packs(&self) -> std::result::Result<HashSet<String>, DamagedPack> {
+        let path = self.objects_dir().join("pack").join(MULTI_PACK_INDEX);
+        let midx = gix_pack::multi_index::File::at(&path, None).map_err(|e| DamagedPack {
+            pack: path.clone(),
+            object: None,
+            reason: format!("the multi-pack index cannot be read: {e}"),
+        })?;
+        Ok(midx
+            .index_names()
+            .iter()
+            .filter_map(|n| n.file_name()?.to_str().map(str::to_owned))
+            .collect())
+    }
+
     /// Writes the objects of `packs` as one new pack (durably), then deletes
-    /// them. Returns the number of distinct objects.
-    fn merge_pack_files(&self, packs: &[PackFiles]) -> Result<usize> {
+    /// the packs it read. A damaged pack is left out (and not deleted).
+    fn merge_pack_files(&self, packs: &[PackFiles]) -> Result<Merged> {
         let mut builder = PackBuilder::new();
         let mut seen: HashSet<ObjectId> = HashSet::new();
         let mut merged = Vec::with_capacity(packs.len());
+        let mut damaged = Vec::new();
         for pack in packs {
-            match copy_entries(pack, &mut builder, &mut seen) {
-                Ok(()) => merged.push(pack),
+            match scan_pack(pack, &seen, true) {
+                Ok(scan) => {
+                    for entry in scan.copied {
+                        if seen.insert(entry.id) {
+                            builder.add_raw(entry.id, entry.header, entry.size, &entry.body)?;
+                        }
+                    }
+                    merged.push(pack);
+                }
                 // Deleted by someone else (git gc) since the listing: its
                 // objects are wherever that process put them.
                 Err(CopyError::Gone) => {}
-                Err(CopyError::Failed(e)) => return Err(e),
+                Err(CopyError::Damaged(d)) => damaged.push(d),
             }
         }
         if builder.len() == 0 {
-            return Ok(0);
+            return Ok(Merged {
+                damaged,
+                ..Merged::default()
+            });
         }
         let built = builder.finish()?;
         let new_pack = self.install_pack(&built, true)?;
-        for pack in merged {
+        for pack in &merged {
             if pack.with("pack") == new_pack {
                 continue;
             }
@@ -248,8 +389,25 @@ impl GitRepo {
                 remove_if_present(&pack.with(extension))?;
             }
         }
-        Ok(built.objects)
+        Ok(Merged {
+            objects: built.objects,
+            packs: merged.len(),
+            written: true,
+            damaged,
+        })
     }
+}
+
+/// The multi-pack index's file name in `objects/pack`.
+const MULTI_PACK_INDEX: &str = "multi-pack-index";
+
+/// What one merge did.
+#[derive(Default)]
+struct Merged {
+    objects: usize,
+    packs: usize,
+    written: bool,
+    damaged: Vec<DamagedPack>,
 }
 
 /// The size tier of a pack of `size` bytes: 0 below `base`, then one more
@@ -268,38 +426,79 @@ fn tier_of(size: u64, base: u64, fan_in: u64) -> usize {
 }
 
 enum CopyError {
+    /// The pack was deleted since it was listed.
     Gone,
-    Failed(GitError),
+    /// The pack's index or an entry is damaged.
+    Damaged(DamagedPack),
 }
 
-/// Copies every entry of `pack` not yet `seen` into `builder`, verbatim
-/// except that offset deltas become reference deltas.
-fn copy_entries(
+/// One entry read from a pack, ready to be written into another.
+struct RawEntry {
+    id: ObjectId,
+    header: Header,
+    size: u64,
+    body: Vec<u8>,
+}
+
+/// What reading one pack found.
+struct Scan {
+    /// Entries checked.
+    entries: usize,
+    /// Entries not in `seen`, copied out (when asked to copy).
+    copied: Vec<RawEntry>,
+}
+
+/// Reads every entry of `pack`, checking that it lies inside the pack and
+/// matches its index's CRC-32; with `copy`, returns the entries not yet
+/// `seen`, verbatim except that offset deltas become reference deltas.
+/// Nothing is returned for a pack with any damaged entry, so a merge never
+/// takes half of a damaged pack.
+fn scan_pack(
     pack: &PackFiles,
-    builder: &mut PackBuilder,
-    seen: &mut HashSet<ObjectId>,
-) -> std::result::Result<(), CopyError> {
+    seen: &HashSet<ObjectId>,
+    copy: bool,
+) -> std::result::Result<Scan, CopyError> {
     let idx_path = pack.with("idx");
     let pack_path = pack.with("pack");
     if !idx_path.exists() || !pack_path.exists() {
         return Err(CopyError::Gone);
     }
-    let failed = |what: &str, path: &Path, e: gix::Error| {
-        CopyError::Failed(GitError::gix(format!("{what} {}", path.display()), e))
+    let damaged = |object: Option<ObjectId>, reason: String| {
+        CopyError::Damaged(DamagedPack {
+            pack: pack_path.clone(),
+            object,
+            reason,
+        })
     };
-    let index = gix_pack::index::File::at(&idx_path, gix::hash::Kind::Sha1)
-        .map_err(|e| failed("opening the pack index", &idx_path, e))?;
-    let data = gix_pack::data::File::at(&pack_path, gix::hash::Kind::Sha1)
-        .map_err(|e| failed("opening the pack", &pack_path, e))?;
+    let index = gix_pack::index::File::at(&idx_path, gix::hash::Kind::Sha1).map_err(|e| {
+        if !idx_path.exists() {
+            return CopyError::Gone;
+        }
+        damaged(
+            None,
+            format!("its index {} cannot be read: {e}", idx_path.display()),
+        )
+    })?;
+    let data = gix_pack::data::File::at(&pack_path, gix::hash::Kind::Sha1).map_err(|e| {
+        if !pack_path.exists() {
+            return CopyError::Gone;
+        }
+        damaged(None, format!("it cannot be read: {e}"))
+    })?;
+    if data.num_objects() != index.num_objects() {
+        return Err(damaged(
+            None,
+            format!(
+                "it holds {} entries, its index {}",
+                data.num_objects(),
+                index.num_objects()
+            ),
+        ));
+    }
     let mut entries: Vec<gix_pack::index::Entry> = index.iter().collect();
     entries.sort_by_key(|e| e.pack_offset);
     let id_at: HashMap<u64, ObjectId> = entries.iter().map(|e| (e.pack_offset, e.oid)).collect();
-    let corrupt = |id: ObjectId, reason: String| {
-        CopyError::Failed(GitError::CorruptObject {
-            id,
-            reason: format!("in {}: {reason}", pack_path.display()),
-        })
-    };
+    let mut copied = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let end = entries
             .get(i + 1)
@@ -309,36 +508,48 @@ fn copy_entries(
             .entry_slice(entry.pack_offset..end)
             .is_none_or(|s| s.len() != len)
         {
-            return Err(corrupt(entry.oid, "entry lies outside the pack".into()));
+            return Err(damaged(
+                Some(entry.oid),
+                "entry lies outside the pack".into(),
+            ));
         }
         if let Some(expected) = entry.crc32
             && data.entry_crc32(entry.pack_offset, len) != expected
         {
-            return Err(corrupt(entry.oid, "CRC-32 does not match the index".into()));
+            return Err(damaged(
+                Some(entry.oid),
+                "CRC-32 does not match the index".into(),
+            ));
         }
-        if !seen.insert(entry.oid) {
+        if !copy || seen.contains(&entry.oid) {
             continue;
         }
         let parsed = data
             .entry(entry.pack_offset)
-            .map_err(|e| corrupt(entry.oid, e.to_string()))?;
+            .map_err(|e| damaged(Some(entry.oid), e.to_string()))?;
         let header = match parsed.header {
             Header::OfsDelta { base_distance } => {
                 let base = Header::verified_base_pack_offset(entry.pack_offset, base_distance)
                     .and_then(|offset| id_at.get(&offset))
-                    .ok_or_else(|| corrupt(entry.oid, "delta base is not an entry".into()))?;
+                    .ok_or_else(|| damaged(Some(entry.oid), "delta base is not an entry".into()))?;
                 Header::RefDelta { base_id: *base }
             }
             other => other,
         };
         let body = data
             .entry_slice(parsed.data_offset..end)
-            .ok_or_else(|| corrupt(entry.oid, "entry data lies outside the pack".into()))?;
-        builder
-            .add_raw(entry.oid, header, parsed.decompressed_size, body)
-            .map_err(CopyError::Failed)?;
+            .ok_or_else(|| damaged(Some(entry.oid), "entry data lies outside the pack".into()))?;
+        copied.push(RawEntry {
+            id: entry.oid,
+            header,
+            size: parsed.decompressed_size,
+            body: body.to_vec(),
+        });
     }
-    Ok(())
+    Ok(Scan {
+        entries: entries.len(),
+        copied,
+    })
 }
 
 /// Deletes `path`; one already gone (someone else deleted it) is fine.

@@ -48,6 +48,27 @@ pub enum GitError {
         /// What was wrong.
         reason: String,
     },
+    /// More pack index files than gix can address in one object store
+    /// ([`MAX_PACK_INDEXES`](crate::MAX_PACK_INDEXES)): objects cannot be
+    /// looked up until packs are merged (`larder compact`, whose merging
+    /// reads pack files directly, or `git repack -d`).
+    #[error(
+        "{path} holds {count} pack indexes, more than the {max} one object store can address; merge them with `larder compact` or `git repack -d`"
+    )]
+    TooManyPacks {
+        /// The pack directory.
+        path: String,
+        /// Index files found.
+        count: usize,
+        /// The most gix can address.
+        max: usize,
+    },
+    /// A pack file (or its index) is damaged: its index cannot be read, or
+    /// an entry's bytes do not match the index. Consolidation leaves such a
+    /// pack where it is (its intact objects stay readable) and goes on with
+    /// the others; see [`GitRepo::check_packs`](crate::GitRepo::check_packs).
+    #[error("{0}")]
+    DamagedPack(crate::DamagedPack),
     /// A reference name is not valid.
     #[error("invalid reference name {name:?}: {reason}")]
     InvalidRefName {
@@ -73,6 +94,21 @@ pub enum GitError {
     RefLocked {
         /// The reference.
         name: String,
+    },
+    /// A push was refused because the ref is locked on the remote: git
+    /// there could not create `<ref>.lock` (a git or larder process is
+    /// writing the ref, or one was killed and left the file behind).
+    #[error(
+        "remote {url}: {reference} is locked by {lock_path}: if no git or larder process is writing to that repository, a killed one left it behind; delete it there"
+    )]
+    RemoteRefLocked {
+        /// The remote.
+        url: String,
+        /// The ref that could not be updated.
+        reference: String,
+        /// The lock file, as the remote's git named it (or `<ref>.lock`
+        /// inside the remote repository when it did not).
+        lock_path: String,
     },
     /// A remote reached through the `git` binary failed or refused.
     #[error("remote {url}: {reason}")]
@@ -106,9 +142,12 @@ pub enum GitError {
 
 impl GitError {
     /// Whether retrying the same operation later may succeed (a ref lock
-    /// held by another writer).
+    /// held by another writer, here or on a remote).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, GitError::RefLocked { .. })
+        matches!(
+            self,
+            GitError::RefLocked { .. } | GitError::RemoteRefLocked { .. }
+        )
     }
 
     /// Whether this is a lost compare-and-swap.

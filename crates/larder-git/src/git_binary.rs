@@ -111,8 +111,46 @@ fn remote_error(url: &str, stderr: &str) -> GitError {
     }
 }
 
-/// Reads `git push --porcelain` output for `reference`.
+/// The lock file git on the remote could not create for `reference`, when
+/// its stderr says so (`cannot lock ref '<ref>': Unable to create
+/// '<path>.lock': File exists.`). `Some("")` when git named the ref but no
+/// path.
+fn remote_lock(reference: &str, stderr: &str) -> Option<String> {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&format!("cannot lock ref '{reference}'")))?;
+    let path = line
+        .split("Unable to create '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or("");
+    Some(path.replace("/./", "/"))
+}
+
+/// Reads `git push --porcelain` output for `reference`. A remote that
+/// could not lock the ref (its `<ref>.lock` exists) is
+/// [`GitError::RemoteRefLocked`], naming the lock file when git does.
 pub fn parse_push(url: &str, reference: &str, stdout: &str, stderr: &str) -> Result<PushOutcome> {
+    if let Some(lock_path) = remote_lock(reference, stderr) {
+        let refused = stdout.lines().any(|l| {
+            l.starts_with('!') && l.split('\t').nth(1).is_some_and(|s| s.ends_with(reference))
+        });
+        if refused
+            || !stdout
+                .lines()
+                .any(|l| l.split('\t').nth(1).is_some_and(|s| s.ends_with(reference)))
+        {
+            return Err(GitError::RemoteRefLocked {
+                url: url.into(),
+                reference: reference.into(),
+                lock_path: if lock_path.is_empty() {
+                    format!("{reference}.lock in the remote repository")
+                } else {
+                    lock_path
+                },
+            });
+        }
+    }
     for line in stdout.lines() {
         let mut fields = line.split('\t');
         let (Some(flag), Some(spec)) = (fields.next(), fields.next()) else {

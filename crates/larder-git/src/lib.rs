@@ -22,9 +22,11 @@ mod transfer;
 
 pub use batch::ObjectBatch;
 pub use compact::PackOutcome;
-pub use consolidate::{Consolidation, ConsolidationPolicy};
+pub use consolidate::{Consolidation, ConsolidationPolicy, DamagedPack, PackCheck};
 pub use error::{GitError, Result};
 pub use git_binary::{PushOutcome, parse_push};
 pub use gix::ObjectId;
-pub use repo::{CommitInfo, DEFAULT_IDENTITY, EntryKind, Expected, GitRepo, Identity, TreeEntry};
-pub use transfer::PACK_THRESHOLD;
+pub use repo::{
+    CommitInfo, DEFAULT_IDENTITY, EntryKind, Expected, GitRepo, Identity, MAX_PACK_INDEXES,
+    TreeEntry,
+};

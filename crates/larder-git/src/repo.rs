@@ -104,9 +104,43 @@ impl std::fmt::Debug for GitRepo {
     }
 }
 
-fn open_options() -> gix::open::Options {
-    // Enough slots that a long-lived handle keeps seeing new packs.
-    gix::open::Options::isolated().object_store_slots(gix::odb::store::init::Slots::Given(1024))
+/// The most index files (packs and multi-pack indexes) one gix object store
+/// can address: gix's own limit, `2^15 - 1`.
+pub const MAX_PACK_INDEXES: usize = (1 << 15) - 1;
+
+/// How many pack-index slots a handle's object store gets: twice the index
+/// files on disk when it is opened, and at least 1,024, so a long-lived
+/// handle keeps seeing the packs that appends and transfers add. A store
+/// that runs out anyway (packs piled up while it was open) is not trusted
+/// with a miss or an error: lookups are retried on a store sized afresh
+/// from the directory (see [`GitRepo::find_any`]).
+fn handle_slots() -> gix::odb::store::init::Slots {
+    gix::odb::store::init::Slots::AsNeededByDiskState {
+        multiplier: 2.0,
+        minimum: 1024,
+    }
+}
+
+fn open_options(slots: gix::odb::store::init::Slots) -> gix::open::Options {
+    gix::open::Options::isolated().object_store_slots(slots)
+}
+
+/// Opens `path` with slots sized from its pack directory; if that count is
+/// beyond what gix can address, with gix's maximum, so that refs and pack
+/// maintenance still work (object reads then report
+/// [`GitError::TooManyPacks`]).
+fn open_sized(path: &Path) -> std::result::Result<gix::Repository, gix::Error> {
+    match gix::open_opts(path, open_options(handle_slots())) {
+        Ok(repo) => Ok(repo),
+        Err(first) => {
+            let most = u16::try_from(MAX_PACK_INDEXES).unwrap_or(u16::MAX);
+            gix::open_opts(
+                path,
+                open_options(gix::odb::store::init::Slots::Given(most)),
+            )
+            .map_err(|_| first)
+        }
+    }
 }
 
 impl GitRepo {
@@ -114,7 +148,7 @@ impl GitRepo {
     /// which may be the work tree or the git dir.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let repo = gix::open_opts(path, open_options()).map_err(|e| GitError::Open {
+        let repo = open_sized(path).map_err(|e| GitError::Open {
             path: path.display().to_string(),
             source: Box::new(e),
         })?;
@@ -198,35 +232,90 @@ impl GitRepo {
             .map_err(|e| GitError::gix("writing a commit", e))
     }
 
-    /// Whether the object exists.
+    /// Whether the object exists. A lookup that fails (rather than
+    /// misses) — the handle's store ran out of pack slots — is answered by a
+    /// store opened afresh, so "no" always means the object is absent.
     pub fn has_object(&self, id: ObjectId) -> bool {
-        self.repo.has_object(id)
+        match self.repo.try_find_header(id) {
+            Ok(Some(_)) => true,
+            Ok(None) => false,
+            Err(_) => self
+                .fresh_store()
+                .is_ok_and(|fresh| matches!(fresh.try_find_header(id), Ok(Some(_)))),
+        }
     }
 
-    /// Any object, or a typed error: missing, or unreadable (corrupt).
-    ///
-    /// A miss is confirmed with a freshly opened object store: handles that
-    /// share one store can race while it rescans `objects/pack` (one thread
-    /// adopts another's rescan, listed before the pack it needs appeared),
-    /// and appends add packs all the time.
-    pub(crate) fn find_any(&self, id: ObjectId) -> Result<gix::ObjectDetached> {
-        let corrupt = |e: gix::Error| GitError::CorruptObject {
-            id,
-            reason: e.to_string(),
-        };
-        match self.repo.try_find_object(id) {
-            Ok(Some(object)) => return Ok(object.detach()),
-            Ok(None) => {}
-            Err(e) => return Err(corrupt(e)),
-        }
-        let fresh = gix::open_opts(self.git_dir(), open_options()).map_err(|e| GitError::Open {
+    /// A new object store on this repository, with slots for every index
+    /// file now on disk. Lookups fall back to it when the handle's own
+    /// store misses or fails: handles that share one store can race while
+    /// it rescans `objects/pack` (one thread adopts another's rescan, listed
+    /// before the pack it needs appeared), and a long-lived store may have
+    /// fewer slots than packs have piled up since it was opened.
+    fn fresh_store(&self) -> Result<gix::Repository> {
+        open_sized(self.git_dir()).map_err(|e| GitError::Open {
             path: self.git_dir().display().to_string(),
             source: Box::new(e),
-        })?;
+        })
+    }
+
+    /// Any object, or a typed error: missing, unreadable (corrupt), or out
+    /// of gix's reach ([`GitError::TooManyPacks`]).
+    ///
+    /// A miss or a failure of the handle's store is confirmed with a
+    /// freshly opened one ([`GitRepo::fresh_store`]) before it is reported,
+    /// so neither a rescan race nor a store with too few pack slots is ever
+    /// reported as a missing or corrupt object.
+    pub(crate) fn find_any(&self, id: ObjectId) -> Result<gix::ObjectDetached> {
+        if let Ok(Some(object)) = self.repo.try_find_object(id) {
+            return Ok(object.detach());
+        }
+        let fresh = self.fresh_store()?;
         match fresh.try_find_object(id) {
             Ok(Some(object)) => Ok(object.detach()),
-            Ok(None) => Err(GitError::ObjectMissing { id }),
-            Err(e) => Err(corrupt(e)),
+            Ok(None) => Err(self
+                .unreadable_index()
+                .unwrap_or(GitError::ObjectMissing { id })),
+            Err(e) => Err(self.lookup_error(id, e)),
+        }
+    }
+
+    /// A pack whose index cannot be read, if there is one: gix skips such
+    /// an index, so its objects look missing. Naming the damaged pack is
+    /// more use than "missing" (the object may well be in it). Only run on
+    /// a confirmed miss.
+    fn unreadable_index(&self) -> Option<GitError> {
+        let (packs, _) = self.list_packs().ok()?;
+        packs.iter().find_map(|pack| {
+            let idx = pack.with("idx");
+            match gix_pack::index::File::at(&idx, gix::hash::Kind::Sha1) {
+                Ok(_) => None,
+                // Merged away since the listing.
+                Err(_) if !idx.exists() => None,
+                Err(e) => Some(GitError::DamagedPack(crate::DamagedPack {
+                    pack: pack.with("pack"),
+                    object: None,
+                    reason: format!("its index {} cannot be read: {e}", idx.display()),
+                })),
+            }
+        })
+    }
+
+    /// Classifies a lookup that failed even on a fresh store: more index
+    /// files than gix can address is [`GitError::TooManyPacks`]; anything
+    /// else is about the object's own bytes (a damaged entry or loose file),
+    /// [`GitError::CorruptObject`].
+    fn lookup_error(&self, id: ObjectId, e: gix::Error) -> GitError {
+        let indexes = self.list_packs().map_or(0, |(packs, _)| packs.len());
+        if indexes > MAX_PACK_INDEXES {
+            return GitError::TooManyPacks {
+                path: self.objects_dir().join("pack").display().to_string(),
+                count: indexes,
+                max: MAX_PACK_INDEXES,
+            };
+        }
+        GitError::CorruptObject {
+            id,
+            reason: e.to_string(),
         }
     }
 
@@ -443,18 +532,12 @@ impl GitRepo {
         tips: &[ObjectId],
         hidden: &[ObjectId],
     ) -> Result<Vec<(ObjectId, Vec<ObjectId>)>> {
-        let walk = self
-            .repo
-            .rev_walk(tips.iter().copied())
-            .with_hidden(hidden.iter().copied())
-            .all()
-            .map_err(|e| GitError::gix("starting a history walk", e))?;
-        let mut out = Vec::new();
-        for info in walk {
-            let info = info.map_err(|e| GitError::gix("walking history", e))?;
-            out.push((info.id, info.parent_ids.iter().copied().collect()));
+        match walk_in(&self.repo, tips, hidden) {
+            Ok(walked) => Ok(walked),
+            // The handle's store may have too few slots for the packs on
+            // disk now: a fresh one decides.
+            Err(_) => walk_in(&self.fresh_store()?, tips, hidden),
         }
-        Ok(out)
     }
 
     /// Whether `ancestor` is `descendant` or one of its ancestors.
@@ -490,6 +573,25 @@ impl GitRepo {
     pub fn objects_dir(&self) -> PathBuf {
         self.repo.objects.store_ref().path().to_path_buf()
     }
+}
+
+/// Commits reachable from `tips` but not from `hidden` in `repo`.
+fn walk_in(
+    repo: &gix::Repository,
+    tips: &[ObjectId],
+    hidden: &[ObjectId],
+) -> Result<Vec<(ObjectId, Vec<ObjectId>)>> {
+    let walk = repo
+        .rev_walk(tips.iter().copied())
+        .with_hidden(hidden.iter().copied())
+        .all()
+        .map_err(|e| GitError::gix("starting a history walk", e))?;
+    let mut out = Vec::new();
+    for info in walk {
+        let info = info.map_err(|e| GitError::gix("walking history", e))?;
+        out.push((info.id, info.parent_ids.iter().copied().collect()));
+    }
+    Ok(out)
 }
 
 /// The git tree made of `entries`, in git's order.

@@ -4,30 +4,26 @@
 use std::collections::HashSet;
 
 use gix::ObjectId;
-use gix::objs::Write as _;
 
 use crate::{GitError, GitRepo, Result};
-
-/// Transfers of at least this many objects are written as one pack.
-pub const PACK_THRESHOLD: usize = 64;
 
 impl GitRepo {
     /// Copies into `self` every object reachable from `tips` in `source` that
     /// `self` lacks, and returns how many were copied.
     ///
-    /// Objects are written referenced-first (blobs, then trees, then commits
-    /// after their parents) — loose one by one for small transfers, as one
-    /// pack (appearing all at once) from [`PACK_THRESHOLD`] objects up — so
-    /// at every moment each object present in `self` has everything it
-    /// references: a crash mid-copy leaves nothing dangling, and a commit
-    /// already present means its whole history is. Every object is hashed
-    /// as it is written; one whose bytes do not match its id is
-    /// [`GitError::CorruptObject`].
+    /// Objects are written as one pack, however few: two files appear at
+    /// once (the index renamed last), never one loose file per object — a
+    /// remote that many replicas push to would otherwise collect tens of
+    /// thousands of loose files, and the pack is merged with its neighbours
+    /// by [`GitRepo::consolidate_packs`]. So at every moment either all of
+    /// a transfer's objects are present or none: a crash mid-copy leaves
+    /// nothing dangling, and a commit already present means its whole
+    /// history is. Every object is hashed as it is written; one whose bytes
+    /// do not match its id is [`GitError::CorruptObject`](crate::GitError::CorruptObject)
+    /// and nothing is written.
     pub fn copy_reachable_from(&self, source: &GitRepo, tips: &[ObjectId]) -> Result<usize> {
         let mut visited: HashSet<ObjectId> = HashSet::new();
         let mut copied = 0;
-        // Many objects go into one pack (two files instead of one file per
-        // object: file creation dominates on real disks); a few stay loose.
         let mut batch: Vec<(ObjectId, gix::objs::Kind, Vec<u8>)> = Vec::new();
         // Depth-first, emitting an object once everything it references is
         // written: (id, children-expanded?).
@@ -49,22 +45,7 @@ impl GitRepo {
                 }
             }
         }
-        if batch.len() >= PACK_THRESHOLD {
-            self.write_pack(&batch)?;
-        } else {
-            for (id, kind, data) in &batch {
-                let written = self
-                    .gix()
-                    .write_buf(*kind, data)
-                    .map_err(|e| GitError::gix(format!("copying object {id}"), e))?;
-                if written != *id {
-                    return Err(GitError::CorruptObject {
-                        id: *id,
-                        reason: format!("its bytes hash to {written}"),
-                    });
-                }
-            }
-        }
+        self.write_pack(&batch)?;
         Ok(copied)
     }
 

@@ -1,7 +1,7 @@
 //! Packs larder writes and merges, checked with the `git` binary: batches
 //! pass `git verify-pack` and `fsck`, merging keeps every object of git's
-//! own delta-compressed packs, and a damaged entry stops a merge before
-//! anything is deleted.
+//! own delta-compressed packs, and a damaged pack is named and left alone
+//! while the others merge.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -183,7 +183,7 @@ fn tiers_merge_only_when_full() {
 }
 
 #[test]
-fn a_damaged_entry_stops_the_merge_and_nothing_is_deleted() {
+fn a_damaged_pack_is_named_and_skipped_while_the_others_merge() {
     let dir = tempfile::tempdir().unwrap();
     let repo = GitRepo::init_bare(dir.path()).unwrap();
     let mut first = ObjectBatch::new();
@@ -191,32 +191,98 @@ fn a_damaged_entry_stops_the_merge_and_nothing_is_deleted() {
         .blob(b"some bytes that will be damaged".to_vec())
         .unwrap();
     repo.write_batch(&first, false).unwrap();
-    let mut second = ObjectBatch::new();
-    second.blob(b"intact".to_vec()).unwrap();
-    repo.write_batch(&second, false).unwrap();
+    let mut intact = Vec::new();
+    for n in 0..3 {
+        let mut batch = ObjectBatch::new();
+        intact.push(batch.blob(format!("intact {n}").into_bytes()).unwrap());
+        repo.write_batch(&batch, false).unwrap();
+    }
     // Flip a byte inside the first pack's only entry (after the 12-byte
     // header and the entry's own header).
-    let packs = pack_files(dir.path(), "pack");
     let mut damaged = None;
-    for pack in &packs {
-        let mut bytes = std::fs::read(pack).unwrap();
+    for pack in pack_files(dir.path(), "pack") {
+        let mut bytes = std::fs::read(&pack).unwrap();
         let idx = std::fs::read(pack.with_extension("idx")).unwrap();
         if idx.windows(20).any(|w| w == blob.as_bytes()) {
             bytes[16] ^= 0x40;
-            std::fs::write(pack, bytes).unwrap();
+            std::fs::write(&pack, bytes).unwrap();
             damaged = Some(pack.clone());
         }
     }
     let damaged = damaged.unwrap();
-    match repo.merge_packs(u64::MAX) {
-        Err(GitError::CorruptObject { id, reason }) => {
-            assert_eq!(id, blob);
-            assert!(reason.contains("CRC-32"), "{reason}");
-            assert!(reason.contains(damaged.to_str().unwrap()), "{reason}");
-        }
-        other => panic!("expected CorruptObject, got {other:?}"),
+
+    // check_packs names the pack and the entry; it does not stop there.
+    let check = repo.check_packs().unwrap();
+    assert_eq!(check.packs, 4);
+    assert_eq!(check.objects, 3, "the intact packs' entries are checked");
+    assert_eq!(check.damaged.len(), 1);
+    assert_eq!(check.damaged[0].pack, damaged);
+    assert_eq!(check.damaged[0].object, Some(blob));
+    assert!(check.damaged[0].reason.contains("CRC-32"));
+    let error = GitError::DamagedPack(check.damaged[0].clone()).to_string();
+    assert!(error.contains(damaged.to_str().unwrap()), "{error}");
+
+    // Tier consolidation goes on with the others, every time.
+    let policy = ConsolidationPolicy {
+        fan_in: 2,
+        ..ConsolidationPolicy::default()
+    };
+    let done = repo.consolidate_packs(&policy).unwrap();
+    assert_eq!(done.damaged, check.damaged);
+    assert_eq!(done.packs_merged, 3);
+    assert!(damaged.exists(), "the damaged pack is left where it is");
+    assert_eq!(repo.pack_count().unwrap(), 2);
+    for (n, id) in intact.iter().enumerate() {
+        assert_eq!(
+            repo.read_blob(*id).unwrap(),
+            format!("intact {n}").as_bytes()
+        );
     }
-    assert_eq!(pack_files(dir.path(), "pack"), packs, "nothing deleted");
+    // So does a full merge, and a compaction.
+    let mut batch = ObjectBatch::new();
+    let late = batch.blob(b"late".to_vec()).unwrap();
+    repo.write_batch(&batch, false).unwrap();
+    let merged = repo.merge_packs(u64::MAX).unwrap();
+    assert_eq!((merged.packs_merged, merged.damaged.len()), (2, 1));
+    let compacted = repo.compact(u64::MAX).unwrap();
+    assert_eq!(compacted.damaged.len(), 1);
+    assert_eq!(repo.read_blob(late).unwrap(), b"late");
+    assert!(matches!(
+        repo.read_blob(blob),
+        Err(GitError::CorruptObject { id, .. }) if id == blob
+    ));
+}
+
+#[test]
+fn an_unreadable_index_is_named_not_reported_as_a_missing_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init_bare(dir.path()).unwrap();
+    let mut ids = Vec::new();
+    let mut paths = Vec::new();
+    for n in 0..3 {
+        let mut batch = ObjectBatch::new();
+        ids.push(batch.blob(format!("blob {n}").into_bytes()).unwrap());
+        paths.push(repo.write_batch(&batch, false).unwrap().unwrap());
+    }
+    let idx = paths[1].with_extension("idx");
+    let bytes = std::fs::read(&idx).unwrap();
+    std::fs::write(&idx, &bytes[..100]).unwrap();
+    let fresh = GitRepo::open(dir.path()).unwrap();
+    assert_eq!(fresh.read_blob(ids[0]).unwrap(), b"blob 0");
+    assert_eq!(fresh.read_blob(ids[2]).unwrap(), b"blob 2");
+    match fresh.read_blob(ids[1]) {
+        Err(GitError::DamagedPack(d)) => {
+            assert_eq!(d.pack, paths[1]);
+            assert!(d.reason.contains("index"), "{}", d.reason);
+        }
+        other => panic!("expected DamagedPack, got {other:?}"),
+    }
+    let check = fresh.check_packs().unwrap();
+    assert_eq!(check.damaged.len(), 1);
+    assert_eq!(check.damaged[0].pack, paths[1]);
+    let done = fresh.merge_packs(u64::MAX).unwrap();
+    assert_eq!((done.packs_merged, done.damaged.len()), (2, 1));
+    assert_eq!(fresh.read_blob(ids[2]).unwrap(), b"blob 2");
 }
 
 #[test]

@@ -43,6 +43,23 @@ pub enum SyncError {
         /// What it points at.
         remote_head: ObjectId,
     },
+    /// Our head ref on the remote stayed locked through every retry: the
+    /// remote repository holds `<ref>.lock`. A live pusher removes it within
+    /// milliseconds; one that stays means a process (larder or git) was
+    /// killed while updating that ref. Delete the file on the remote once
+    /// no process is pushing there, then sync again.
+    #[error(
+        "remote {remote}: {head_ref} stays locked by {lock_path}: if no larder or git process is pushing to that repository, a killed one left it behind; delete it and sync again"
+    )]
+    RemoteLocked {
+        /// The remote.
+        remote: String,
+        /// Our head ref there.
+        head_ref: String,
+        /// The lock file in the remote repository (as the remote's git
+        /// named it, for network remotes).
+        lock_path: String,
+    },
     /// The local log failed.
     #[error(transparent)]
     Wal(#[from] Box<WalError>),

@@ -1,7 +1,7 @@
 //! [`SyncManager`]: pull, merge and push one log through one remote.
 
 use larder_codec::{ActorId, blake2b256};
-use larder_git::{Expected, GitError, GitRepo, ObjectId, PushOutcome};
+use larder_git::{DamagedPack, Expected, GitError, GitRepo, ObjectId, PushOutcome};
 use larder_wal::{MergeOutcome, WalManager};
 
 use crate::{Result, SyncError};
@@ -44,6 +44,34 @@ pub struct SyncReport {
     pub retries: u32,
     /// Remote heads quarantined by the pull: not merged, each with why.
     pub rejected: Vec<RejectedHead>,
+    /// Pack upkeep after the transfer: of the local repository after a
+    /// pull, of a file-system remote after a push (see [`Upkeep`]).
+    pub upkeep: Vec<Upkeep>,
+}
+
+/// Pack upkeep of one repository after a transfer into it.
+///
+/// Transfers arrive as packs, and a repository that only receives (a bare
+/// remote, a pull-only replica) never runs the consolidation appends
+/// trigger, so sync runs it: loose objects are packed once many have piled
+/// up, and packs are merged by size tier (the WAL's consolidation policy),
+/// under the repository's consolidation lock (skipped if another process
+/// holds it). It never fails the transfer, which has already succeeded:
+/// problems are reported here.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Upkeep {
+    /// The repository's git directory.
+    pub repository: String,
+    /// Loose objects moved into a pack.
+    pub loose_objects: usize,
+    /// Packs merged into larger ones.
+    pub packs_merged: usize,
+    /// Another process was consolidating it, so nothing was done.
+    pub busy: bool,
+    /// Damaged packs left alone (each named); the others were merged.
+    pub damaged: Vec<DamagedPack>,
+    /// Why the upkeep failed, if it did.
+    pub error: Option<String>,
 }
 
 /// A remote head a pull refused: its new commits failed verification, or
@@ -234,6 +262,7 @@ impl SyncManager {
             }
         }
         let merge = self.wal.merge_heads(&good)?;
+        let upkeep = self.upkeep(self.local()).into_iter().collect();
         Ok(SyncReport {
             heads_seen: advertised.len(),
             commits_received: commits,
@@ -241,6 +270,7 @@ impl SyncManager {
             merge: Some(merge),
             new_head: self.wal.head()?,
             rejected,
+            upkeep,
             ..SyncReport::default()
         })
     }
@@ -279,7 +309,8 @@ impl SyncManager {
                 Err(
                     e @ (GitError::CorruptObject { .. }
                     | GitError::ObjectMissing { .. }
-                    | GitError::WrongObjectKind { .. }),
+                    | GitError::WrongObjectKind { .. }
+                    | GitError::DamagedPack(_)),
                 ) => rejected.push(self.reject(name, *id, None, None, &e)),
                 Err(other) => return Err(other.into()),
             }
@@ -379,53 +410,136 @@ impl SyncManager {
         let name = self.head_ref();
         match &self.transport {
             Transport::File(remote) => {
-                for attempt in 0..self.max_attempts {
-                    let current = remote.ref_target(&name)?;
-                    if current == Some(head) {
-                        return Ok(report);
-                    }
-                    if let Some(c) = current
-                        && (!self.local().has_object(c) || !self.wal.is_ancestor(c, head)?)
-                    {
-                        return Err(SyncError::Diverged {
-                            remote: self.remote.clone(),
-                            head_ref: name,
-                            remote_head: c,
-                        });
-                    }
-                    let (commits, events) = self.wal.count_between(head, current)?;
-                    report.commits_sent = commits;
-                    report.events_sent = events;
-                    report.objects_sent +=
-                        remote.copy_reachable_from(self.local(), &[head])? as u64;
-                    let expected = current.map_or(Expected::MustNotExist, Expected::MustBe);
-                    match remote.update_ref(&name, expected, head, "larder: push") {
-                        Ok(()) => {
-                            report.pushed = true;
-                            report.retries = attempt;
-                            return Ok(report);
+                self.push_file(remote, head, &name, &mut report)?;
+                if report.pushed {
+                    report.upkeep.extend(self.upkeep(remote));
+                }
+                Ok(report)
+            }
+            Transport::Network(url) => {
+                // A ref lock on the remote is waited out a few times, with
+                // growing pauses (git itself does not wait for it).
+                let waits = self.wal.options().max_lock_waits.min(5);
+                let mut tries = 0;
+                let outcome = loop {
+                    match self.local().push_with_git(url, head, &name, None) {
+                        Ok(outcome) => break outcome,
+                        Err(GitError::RemoteRefLocked { lock_path, .. }) => {
+                            if tries >= waits {
+                                return Err(SyncError::RemoteLocked {
+                                    remote: self.remote.clone(),
+                                    head_ref: name,
+                                    lock_path,
+                                });
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(
+                                (50u64 << tries).min(800),
+                            ));
+                            tries += 1;
                         }
-                        Err(e) if e.is_conflict() || e.is_retryable() => continue,
                         Err(e) => return Err(e.into()),
                     }
+                };
+                match outcome {
+                    PushOutcome::Updated => {
+                        report.pushed = true;
+                        Ok(report)
+                    }
+                    PushOutcome::UpToDate => Ok(report),
+                    PushOutcome::Lost(reason) => Err(SyncError::Remote {
+                        remote: self.remote.clone(),
+                        reason: format!("push of {name} rejected ({reason}); pull first"),
+                    }),
                 }
-                Err(SyncError::Remote {
-                    remote: self.remote.clone(),
-                    reason: format!("{name} kept changing"),
-                })
             }
-            Transport::Network(url) => match self.local().push_with_git(url, head, &name, None)? {
-                PushOutcome::Updated => {
-                    report.pushed = true;
-                    Ok(report)
-                }
-                PushOutcome::UpToDate => Ok(report),
-                PushOutcome::Lost(reason) => Err(SyncError::Remote {
-                    remote: self.remote.clone(),
-                    reason: format!("push of {name} rejected ({reason}); pull first"),
-                }),
-            },
         }
+    }
+
+    /// File transport push: copies what the remote lacks (one pack), then
+    /// moves our head ref there by compare-and-swap. A lost swap is retried
+    /// up to `max_attempts` times; a ref whose `<ref>.lock` stays through
+    /// the WAL's `max_lock_waits` waits (gix waits ~0.1 s each) is
+    /// [`SyncError::RemoteLocked`], naming the file.
+    fn push_file(
+        &self,
+        remote: &GitRepo,
+        head: ObjectId,
+        name: &str,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let max_lock_waits = self.wal.options().max_lock_waits;
+        let (mut lost, mut lock_waits) = (0u32, 0u32);
+        loop {
+            let current = remote.ref_target(name)?;
+            if current == Some(head) {
+                return Ok(());
+            }
+            if let Some(c) = current
+                && (!self.local().has_object(c) || !self.wal.is_ancestor(c, head)?)
+            {
+                return Err(SyncError::Diverged {
+                    remote: self.remote.clone(),
+                    head_ref: name.into(),
+                    remote_head: c,
+                });
+            }
+            let (commits, events) = self.wal.count_between(head, current)?;
+            report.commits_sent = commits;
+            report.events_sent = events;
+            report.objects_sent += remote.copy_reachable_from(self.local(), &[head])? as u64;
+            let expected = current.map_or(Expected::MustNotExist, Expected::MustBe);
+            match remote.update_ref(name, expected, head, "larder: push") {
+                Ok(()) => {
+                    report.pushed = true;
+                    report.retries = lost + lock_waits;
+                    return Ok(());
+                }
+                Err(e) if e.is_retryable() => {
+                    lock_waits += 1;
+                    if lock_waits > max_lock_waits {
+                        return Err(SyncError::RemoteLocked {
+                            remote: self.remote.clone(),
+                            head_ref: name.into(),
+                            lock_path: remote
+                                .git_dir()
+                                .join(format!("{name}.lock"))
+                                .display()
+                                .to_string(),
+                        });
+                    }
+                }
+                Err(e) if e.is_conflict() => {
+                    lost += 1;
+                    if lost >= self.max_attempts {
+                        return Err(SyncError::Remote {
+                            remote: self.remote.clone(),
+                            reason: format!("{name} kept changing"),
+                        });
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Pack upkeep of `repo` after a transfer into it (see [`Upkeep`]);
+    /// `None` when the WAL's consolidation is switched off.
+    fn upkeep(&self, repo: &GitRepo) -> Option<Upkeep> {
+        let policy = self.wal.options().consolidation?;
+        let mut upkeep = Upkeep {
+            repository: repo.git_dir().display().to_string(),
+            ..Upkeep::default()
+        };
+        match repo.maintain(&policy) {
+            Ok(done) => {
+                upkeep.loose_objects = done.loose_objects;
+                upkeep.packs_merged = done.packs_merged;
+                upkeep.busy = done.busy;
+                upkeep.damaged = done.damaged;
+            }
+            Err(e) => upkeep.error = Some(e.to_string()),
+        }
+        Some(upkeep)
     }
 
     /// Pull, then push.
@@ -439,6 +553,7 @@ impl SyncManager {
             pushed: pushed.pushed,
             retries: pulled.retries + pushed.retries,
             new_head: self.wal.head()?,
+            upkeep: pulled.upkeep.into_iter().chain(pushed.upkeep).collect(),
             ..pulled
         })
     }
