@@ -109,6 +109,14 @@ enum Command {
         #[arg(long)]
         log: String,
     },
+    /// Pack loose objects and merge packs, in any repository (bare too):
+    /// what a remote that only receives pushes needs now and then.
+    Compact {
+        /// Wait for this log's background pack merges first (compaction
+        /// itself covers the whole repository).
+        #[arg(long)]
+        log: Option<String>,
+    },
     /// Show larder end to end in a temporary directory.
     Demo,
 }
@@ -449,6 +457,7 @@ fn run(cli: &Cli) -> Result<ExitCode, LarderError> {
             }
         }
         Command::Lock { action } => return lock(cli, action),
+        Command::Compact { log } => return compact(cli, log.as_deref()),
         Command::Stats { log } => {
             let larder = open(&cli.dir)?;
             let log_handle = existing_log(&larder, log)?;
@@ -632,6 +641,53 @@ fn with_progress<T>(json_mode: bool, message: &str, work: impl FnOnce() -> T) ->
     let result = work();
     spinner.finish_and_clear();
     result
+}
+
+/// `larder compact`: packs every loose object and merges every pack up to
+/// the default consolidation size into one; packs git keeps (`.keep`, named
+/// by a `multi-pack-index`) stay. Damaged packs are skipped, listed, and
+/// make the exit code 1.
+fn compact(cli: &Cli, log: Option<&str>) -> Result<ExitCode, LarderError> {
+    let repo = match log {
+        Some(log) => {
+            let larder = open(&cli.dir)?;
+            let handle = existing_log(&larder, log)?;
+            handle.wal().finish_maintenance();
+            handle.wal().repo().clone()
+        }
+        None => larder::git::GitRepo::open(&cli.dir)?,
+    };
+    let packs_before = repo.pack_count()?;
+    let max_size = larder::git::ConsolidationPolicy::default().max_size;
+    let done = repo.compact(max_size)?;
+    let packs_after = repo.pack_count()?;
+    let damaged: Vec<String> = done.damaged.iter().map(ToString::to_string).collect();
+    if cli.json {
+        println!(
+            "{}",
+            json!({
+                "loose_objects_packed": done.loose_objects,
+                "packs_before": packs_before,
+                "packs_merged": done.packs_merged,
+                "packs_after": packs_after,
+                "objects_in_merged_pack": done.objects,
+                "damaged_packs": damaged,
+            })
+        );
+    } else {
+        println!(
+            "packed {} loose objects; merged {} packs ({} objects); {packs_after} packs now, {packs_before} before",
+            done.loose_objects, done.packs_merged, done.objects
+        );
+        for d in &damaged {
+            println!("damaged: {d}");
+        }
+    }
+    Ok(if damaged.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn open(dir: &std::path::Path) -> Result<Larder, LarderError> {

@@ -1,0 +1,153 @@
+//! `larder compact`: packs loose objects and merges packs in any
+//! repository, bare included; kept packs stay; damaged packs are named.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use larder::git::{GitRepo, ObjectBatch};
+
+fn larder(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `git count-objects -v` as (loose objects, packs).
+fn count_objects(dir: &Path) -> (usize, usize) {
+    let out = git(dir, &["count-objects", "-v"]);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    };
+    (field("count:"), field("packs:"))
+}
+
+#[test]
+fn compact_packs_loose_objects_and_merges_packs_in_a_bare_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init_bare(dir.path()).unwrap();
+    let mut ids = Vec::new();
+    for n in 0..50 {
+        ids.push(repo.write_blob(format!("loose {n}").as_bytes()).unwrap());
+    }
+    let mut packs = Vec::new();
+    for n in 0..6 {
+        let mut batch = ObjectBatch::new();
+        ids.push(batch.blob(format!("packed {n}").into_bytes()).unwrap());
+        packs.push(repo.write_batch(&batch, false).unwrap().unwrap());
+    }
+    std::fs::write(packs[0].with_extension("keep"), b"").unwrap();
+    assert_eq!(count_objects(dir.path()), (50, 6));
+
+    let out = larder(dir.path(), &["--json", "compact"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(report["loose_objects_packed"], 50);
+    assert_eq!(
+        report["packs_merged"], 6,
+        "five packs and the loose objects' pack"
+    );
+    assert_eq!(report["packs_after"], 2, "the merged pack and the kept one");
+    assert_eq!(report["damaged_packs"], serde_json::json!([]));
+    assert_eq!(count_objects(dir.path()), (0, 2));
+    assert!(packs[0].exists());
+    git(dir.path(), &["fsck", "--strict"]);
+    let fresh = GitRepo::open(dir.path()).unwrap();
+    for id in &ids {
+        assert!(fresh.has_object(*id));
+    }
+
+    // Nothing left to do: a second run says so.
+    let out = larder(dir.path(), &["compact"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("packed 0 loose objects; merged 0 packs"),
+        "{text}"
+    );
+}
+
+#[test]
+fn compact_with_a_log_keeps_it_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(larder(dir.path(), &["init"]).status.success());
+    for n in 0..20 {
+        let data = format!(r#"{{"n":{n}}}"#);
+        let out = larder(dir.path(), &["append", "--log", "issues", "--data", &data]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = larder(dir.path(), &["--json", "compact", "--log", "issues"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(report["packs_after"], 1);
+    let out = larder(dir.path(), &["--json", "log", "--log", "issues"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 20);
+    assert!(
+        !larder(dir.path(), &["compact", "--log", "nope"])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn compact_names_a_damaged_pack_and_merges_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init_bare(dir.path()).unwrap();
+    let mut packs = Vec::new();
+    for n in 0..3 {
+        let mut batch = ObjectBatch::new();
+        batch
+            .blob(format!("packed blob number {n}").into_bytes())
+            .unwrap();
+        packs.push(repo.write_batch(&batch, false).unwrap().unwrap());
+    }
+    let mut bytes = std::fs::read(&packs[1]).unwrap();
+    bytes[16] ^= 0x40;
+    std::fs::write(&packs[1], bytes).unwrap();
+    let out = larder(dir.path(), &["compact"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("merged 2 packs"), "{text}");
+    assert!(
+        text.contains(&format!("damaged: pack {}", packs[1].display())),
+        "{text}"
+    );
+    assert!(packs[1].exists());
+}
