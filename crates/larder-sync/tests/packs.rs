@@ -248,3 +248,56 @@ fn a_ref_lock_left_on_a_network_remote_is_named() {
     std::fs::remove_file(&lock).unwrap();
     assert!(sync.push().unwrap().pushed);
 }
+
+#[test]
+fn a_remote_with_a_multi_pack_index_and_a_kept_pack_keeps_working() {
+    let remote = bare_remote();
+    let a = Replica::new("a", remote.path());
+    let b = Replica::new("b", remote.path());
+    // Only ever pulls: no appends of its own to trigger consolidation.
+    let reader = Replica::new("reader", remote.path());
+    let round = |n: u64| {
+        a.wal().append(&[a.set("a", n, ts(n * 10))]).unwrap();
+        a.sync.sync().unwrap();
+        b.wal().append(&[b.set("b", n, ts(n * 10 + 1))]).unwrap();
+        b.sync.sync().unwrap();
+        let pulled = reader.sync.pull().unwrap();
+        assert!(pulled.rejected.is_empty());
+        assert!(pulled.upkeep.iter().all(|u| u.error.is_none()));
+    };
+    for n in 0..5 {
+        round(n);
+    }
+    git(remote.path(), &["multi-pack-index", "write"]);
+    let idx = std::fs::read_dir(remote.path().join("objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "idx"))
+        .unwrap();
+    std::fs::write(idx.with_extension("keep"), b"").unwrap();
+    let (_, covered) = count_objects(remote.path());
+    for n in 5..40 {
+        round(n);
+    }
+    let (loose, packs) = count_objects(remote.path());
+    assert_eq!(loose, 0);
+    assert!(
+        packs < covered + 16,
+        "{packs} packs on the remote ({covered} under the multi-pack index)"
+    );
+    let (loose, packs) = count_objects(&reader.dir.path().join(".git"));
+    assert_eq!(loose, 0);
+    assert!(packs < 16, "{packs} packs in the pull-only replica");
+    a.sync.sync().unwrap();
+    reader.sync.pull().unwrap();
+    assert_eq!(reader.ordered().len(), 80);
+    assert!(reader.ordered() == a.ordered());
+    // Compaction on the remote leaves what git manages alone.
+    GitRepo::open(remote.path())
+        .unwrap()
+        .compact(u64::MAX)
+        .unwrap();
+    assert!(idx.exists());
+    git(remote.path(), &["multi-pack-index", "verify"]);
+    git(remote.path(), &["fsck", "--strict", "--no-dangling"]);
+}
