@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use larder_testkit::git;
+
 fn larder(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_larder"))
         .arg("-C")
@@ -12,17 +14,6 @@ fn larder(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 fn ok(out: &Output) {
@@ -52,13 +43,11 @@ fn a_quarantined_head_is_named_and_exits_with_code_4() {
         &["sync", "--log", "notes", "--remote", &remote_path],
     ));
     // A hostile replica publishes a head that is a blob.
-    let blob = git(remote.path(), &["hash-object", "-w", "--stdin"]);
-    let blob = if blob.is_empty() {
-        // `--stdin` with no input hashes the empty blob.
-        "e69de29bb2d1d6434b8b29ae775a6d891c8c6a0a".to_owned()
-    } else {
-        blob
-    };
+    let blob = larder_testkit::git_with_stdin(
+        remote.path(),
+        &["hash-object", "-w", "--stdin"],
+        Some(b"not a commit"),
+    );
     git(
         remote.path(),
         &["update-ref", "refs/larder/notes/heads/mallory", &blob],

@@ -292,26 +292,17 @@ fn the_git_binary_transport_does_cas_with_force_with_lease() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
 
-/// splitmix64, seeded per run.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 #[test]
 fn simulation_with_skewed_clocks_never_has_two_live_holders() {
     const MARGIN: u64 = 200;
     for seed in 0..30u64 {
         let (_d, auth) = local();
         let truth = ManualClock::new(1_000_000);
-        let mut rng = seed;
+        let mut rng = larder_testkit::Rng::new(seed);
         // Each actor's clock is off by at most MARGIN/2, so any two differ by at most MARGIN.
         let actors: Vec<(LockManager, i64)> = (0..4)
             .map(|i| {
-                let skew = (next(&mut rng) % (MARGIN + 1)) as i64 - (MARGIN / 2) as i64;
+                let skew = (rng.next_u64() % (MARGIN + 1)) as i64 - (MARGIN / 2) as i64;
                 let clock = SkewedClock::new(truth.clone(), skew);
                 let m = LockManager::with_clock(
                     auth.clone(),
@@ -328,11 +319,11 @@ fn simulation_with_skewed_clocks_never_has_two_live_holders() {
         let mut leases: Vec<Option<larder_lock::Lease>> = vec![None; actors.len()];
         let mut last_token = 0;
         for step in 0..300 {
-            let i = (next(&mut rng) % actors.len() as u64) as usize;
+            let i = (rng.next_u64() % actors.len() as u64) as usize;
             let (m, skew) = &actors[i];
-            match next(&mut rng) % 5 {
+            match rng.next_u64() % 5 {
                 0 | 1 => {
-                    if let Ok(l) = m.acquire("res", 50 + next(&mut rng) % 400) {
+                    if let Ok(l) = m.acquire("res", 50 + rng.next_u64() % 400) {
                         assert!(
                             l.token >= last_token,
                             "seed {seed} step {step}: token went back"
@@ -343,7 +334,7 @@ fn simulation_with_skewed_clocks_never_has_two_live_holders() {
                 }
                 2 => {
                     if let Some(l) = &leases[i]
-                        && let Ok(n) = m.renew(l, 50 + next(&mut rng) % 400)
+                        && let Ok(n) = m.renew(l, 50 + rng.next_u64() % 400)
                     {
                         leases[i] = Some(n);
                     }
@@ -353,7 +344,7 @@ fn simulation_with_skewed_clocks_never_has_two_live_holders() {
                         let _ = m.release(&l);
                     }
                 }
-                _ => truth.advance(next(&mut rng) % 150),
+                _ => truth.advance(rng.next_u64() % 150),
             }
             let _ = skew;
             // Safety: at most one actor believes, by its own clock, that it

@@ -8,7 +8,7 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use larder_codec::ActorId;
@@ -20,13 +20,11 @@ const PROCESSES: usize = 8;
 const ITERATIONS: usize = 60;
 
 fn main() {
-    if std::env::var(ROLE).as_deref() == Ok("contender") {
+    if larder_testkit::harness::role(ROLE).as_deref() == Some("contender") {
         contender();
         return;
     }
-    race();
-    println!("test eight_processes_race_through_one_remote ... ok");
-    println!("\n1 passed, 0 failed");
+    larder_testkit::harness::run_tests(&[("eight_processes_race_through_one_remote", race)]);
 }
 
 fn nanos() -> u128 {
@@ -87,8 +85,7 @@ fn race() {
     let work = tempfile::tempdir().unwrap();
     let children: Vec<_> = (0..PROCESSES)
         .map(|p| {
-            Command::new(std::env::current_exe().unwrap())
-                .env(ROLE, "contender")
+            larder_testkit::harness::child(ROLE, "contender")
                 .args([remote.path(), work.path(), Path::new(&format!("proc-{p}"))])
                 .stdout(Stdio::null())
                 .spawn()

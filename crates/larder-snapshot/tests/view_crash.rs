@@ -4,29 +4,25 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use larder_codec::{ActorId, Envelope, Timestamp};
 use larder_crdt::{KvProjection, Projection, Projector, sort_events};
 use larder_git::GitRepo;
 use larder_snapshot::{SnapshotManager, View};
+use larder_testkit::{harness, run_seeds};
 use larder_wal::{WalManager, commits_between};
 
 const ROLE: &str = "LARDER_VIEW_TEST_ROLE";
 
 fn main() {
-    if std::env::var(ROLE).as_deref() == Ok("updater") {
+    if harness::role(ROLE).as_deref() == Some("updater") {
         updater(Path::new(&std::env::args().nth(1).unwrap()));
         return;
     }
-    for seed in 0..8u64 {
-        if let Err(p) = std::panic::catch_unwind(|| crash_once(seed)) {
-            eprintln!("view crash test failed for seed {seed}");
-            std::panic::resume_unwind(p);
-        }
-    }
-    println!("test killed_view_updates_leave_a_consistent_view ... ok");
-    println!("\n1 passed, 0 failed");
+    harness::run_tests(&[("killed_view_updates_leave_a_consistent_view", || {
+        run_seeds("LARDER_VIEW_CRASH_SEED", 0..8, crash_once)
+    })]);
 }
 
 fn wal(path: &Path) -> WalManager {
@@ -61,8 +57,7 @@ fn updater(path: &Path) {
 fn crash_once(seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     GitRepo::init(dir.path()).unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(ROLE, "updater")
+    let mut child = harness::child(ROLE, "updater")
         .arg(dir.path())
         .stdout(Stdio::piped())
         .spawn()

@@ -13,6 +13,7 @@ use larder_crdt::{
 };
 use larder_git::{GitRepo, ObjectId};
 use larder_snapshot::{HealCause, SnapshotManager, SnapshotPolicy, View};
+use larder_testkit::{Rng, git, seed_from_env};
 use larder_wal::{WalManager, WalOptions, commits_between};
 
 fn set(actor: &str, key: &str, value: u64, ms: u64) -> Envelope {
@@ -55,34 +56,6 @@ fn replay<P: Projection + Default>(wal: &WalManager, upto: Option<ObjectId>) -> 
     p.state().state_hash()
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// splitmix64: a tiny seeded generator, so a failing seed reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 /// How many of the view file's non-zero bytes after its first page are
 /// flipped (a seeded sample).
 const DATA_SAMPLE: usize = 6000;
@@ -96,12 +69,8 @@ const ZERO_SAMPLE: usize = 1000;
 /// and the updated one the fold of the whole log.
 #[test]
 fn every_flipped_byte_of_the_view_heals_or_is_harmless() {
-    let seed = std::env::var("LARDER_VIEW_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x01a4_de12_u64);
-    println!("view fuzz seed {seed} (set LARDER_VIEW_FUZZ_SEED to replay)");
-    let mut rng = Rng(seed);
+    let seed = seed_from_env("LARDER_VIEW_FUZZ_SEED", 0x01a4_de12);
+    let mut rng = Rng::new(seed);
 
     // On tmpfs when there is one: each flip commits a redb transaction, and
     // what is tested is the bytes, not fsync's speed under load.
@@ -147,7 +116,7 @@ fn every_flipped_byte_of_the_view_heals_or_is_harmless() {
     } else {
         for (pool, n) in [(&data, DATA_SAMPLE), (&zeros, ZERO_SAMPLE)] {
             for _ in 0..n.min(pool.len()) {
-                offsets.push(pool[(rng.next() % pool.len() as u64) as usize]);
+                offsets.push(pool[(rng.next_u64() % pool.len() as u64) as usize]);
             }
         }
     }
@@ -161,7 +130,7 @@ fn every_flipped_byte_of_the_view_heals_or_is_harmless() {
     let (mut healed, mut panics, mut wrong) = (0, Vec::new(), Vec::new());
     for &offset in &offsets {
         let mut bytes = original.clone();
-        let mask = (rng.next() % 255 + 1) as u8;
+        let mask = (rng.next_u64() % 255 + 1) as u8;
         bytes[offset] ^= mask;
         std::fs::write(&path, &bytes).unwrap();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -213,8 +182,8 @@ fn garbage_truncated_and_empty_files_heal() {
         view.path().to_owned()
     };
     let good = std::fs::read(&path).unwrap();
-    let mut rng = Rng(7);
-    let garbage: Vec<u8> = (0..good.len()).map(|_| rng.next() as u8).collect();
+    let mut rng = Rng::new(7);
+    let garbage: Vec<u8> = (0..good.len()).map(|_| rng.next_u64() as u8).collect();
     for (what, bytes) in [
         ("garbage", garbage),
         ("truncated", good[..good.len() / 3].to_vec()),

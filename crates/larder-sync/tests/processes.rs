@@ -8,12 +8,13 @@ mod common;
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use larder_codec::ActorId;
 use larder_crdt::{Hlc, SystemClock};
 use larder_git::GitRepo;
 use larder_sync::SyncManager;
+use larder_testkit::harness;
 use larder_wal::WalManager;
 
 const ROLE: &str = "LARDER_SYNC_TEST_ROLE";
@@ -22,13 +23,14 @@ const BATCHES: usize = 20;
 const PER_BATCH: usize = 10;
 
 fn main() {
-    if std::env::var(ROLE).as_deref() == Ok("replica") {
+    if harness::role(ROLE).as_deref() == Some("replica") {
         replica();
         return;
     }
-    sixteen_processes();
-    println!("test sixteen_processes_append_and_sync_concurrently ... ok");
-    println!("\n1 passed, 0 failed");
+    harness::run_tests(&[(
+        "sixteen_processes_append_and_sync_concurrently",
+        sixteen_processes,
+    )]);
 }
 
 fn open(dir: &Path, actor: &str, remote: &Path) -> SyncManager {
@@ -84,8 +86,7 @@ fn sixteen_processes() {
     let mut children: Vec<_> = dirs
         .iter()
         .map(|d| {
-            Command::new(std::env::current_exe().unwrap())
-                .env(ROLE, "replica")
+            harness::child(ROLE, "replica")
                 .args([remote.path(), d.as_path()])
                 .stdin(Stdio::piped())
                 .spawn()

@@ -5,36 +5,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{Replica, bare_remote};
 use larder_codec::{ActorId, Timestamp};
 use larder_git::{EntryKind, Expected, GitRepo, ObjectId};
 use larder_sync::{SyncManager, SyncReport, Transport};
+use larder_testkit::git;
 use larder_wal::WalManager;
 
 fn ts(ms: u64) -> Timestamp {
     Timestamp::new(1_700_000_000_000 + ms, 0)
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// The same root tree with the chunk's last byte flipped: meta.json still
@@ -215,21 +195,11 @@ fn ten_thousand_heads_on_the_remote() {
             "create refs/larder/kv/heads/actor-{i:05} {head}\n"
         ));
     }
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(remote.path())
-        .args(["update-ref", "--stdin"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    larder_testkit::git_with_stdin(
+        remote.path(),
+        &["update-ref", "--stdin"],
+        Some(stdin.as_bytes()),
+    );
     let bob = Replica::new("bob", remote.path());
     let report = bob.sync.sync().unwrap();
     assert_eq!(report.heads_seen, 10_001);

@@ -16,15 +16,6 @@ use common::{Replica, bare_remote};
 use larder_codec::{Envelope, EventId};
 use larder_crdt::{Hlc, ManualClock, SkewedClock};
 
-/// splitmix64.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 struct Actor {
     replica: Replica,
     hlc: Hlc<SkewedClock<ManualClock>>,
@@ -50,13 +41,13 @@ impl Actor {
 }
 
 fn run(seed: u64) {
-    let mut rng = seed;
-    let n = 2 + (next(&mut rng) % 7) as usize;
+    let mut rng = larder_testkit::Rng::new(seed);
+    let n = 2 + (rng.next_u64() % 7) as usize;
     let remote = bare_remote();
     let truth = ManualClock::new(1_700_000_000_000);
     let mut actors: Vec<Actor> = (0..n)
         .map(|i| {
-            let skew = (next(&mut rng) % 10_001) as i64 - 5_000;
+            let skew = (rng.next_u64() % 10_001) as i64 - 5_000;
             Actor {
                 replica: Replica::new(&format!("sim-{i}"), remote.path()),
                 hlc: Hlc::with_max_drift(SkewedClock::new(truth.clone(), skew), 60_000),
@@ -64,18 +55,18 @@ fn run(seed: u64) {
         })
         .collect();
     let mut appended: Vec<EventId> = Vec::new();
-    let steps = 3 * n + (next(&mut rng) % 12) as usize;
+    let steps = 3 * n + (rng.next_u64() % 12) as usize;
     for _ in 0..steps {
-        let i = (next(&mut rng) % n as u64) as usize;
+        let i = (rng.next_u64() % n as u64) as usize;
         let actor = &mut actors[i];
-        match next(&mut rng) % 6 {
+        match rng.next_u64() % 6 {
             0 | 1 => {
-                let len = 1 + next(&mut rng) % 3;
+                let len = 1 + rng.next_u64() % 3;
                 let batch: Vec<Envelope> = (0..len)
                     .map(|_| {
-                        let key = format!("k{}", next(&mut rng) % 5);
+                        let key = format!("k{}", rng.next_u64() % 5);
                         let ts = actor.hlc.now().unwrap();
-                        actor.replica.set(&key, next(&mut rng) % 100, ts)
+                        actor.replica.set(&key, rng.next_u64() % 100, ts)
                     })
                     .collect();
                 actor.replica.wal().append(&batch).unwrap();
@@ -89,7 +80,7 @@ fn run(seed: u64) {
                 actor.pull();
                 actor.replica.sync.push().unwrap();
             }
-            _ => truth.advance(next(&mut rng) % 50),
+            _ => truth.advance(rng.next_u64() % 50),
         }
     }
     // Everyone syncs until a whole round changes nothing.
@@ -147,22 +138,15 @@ fn run(seed: u64) {
 }
 
 fn run_seeds(seeds: std::ops::Range<u64>) {
-    if let Some(only) = std::env::var("LARDER_SIM_SEED")
+    // A replayed seed past the ones CI runs is run by the first test.
+    let seeds = match std::env::var("LARDER_SIM_SEED")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
     {
-        // Run it in the test that owns it (seeds past 199 in the first).
-        if seeds.contains(&only) || (seeds.start == 0 && only >= 200) {
-            run(only);
-        }
-        return;
-    }
-    for seed in seeds {
-        if let Err(panic) = std::panic::catch_unwind(|| run(seed)) {
-            eprintln!("simulation failed for seed {seed}: rerun with LARDER_SIM_SEED={seed}");
-            std::panic::resume_unwind(panic);
-        }
-    }
+        Some(only) if only >= 200 && seeds.start == 0 => only..only + 1,
+        _ => seeds,
+    };
+    larder_testkit::run_seeds("LARDER_SIM_SEED", seeds, run);
 }
 
 #[test]

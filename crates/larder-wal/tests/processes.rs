@@ -9,35 +9,29 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use common::{batch, git, keys};
 use larder_git::GitRepo;
+use larder_testkit::{Rng, harness, run_seeds};
 use larder_wal::{WalError, WalManager, WalOptions};
 
 const ROLE: &str = "LARDER_WAL_TEST_ROLE";
 
 fn main() {
-    match std::env::var(ROLE).as_deref() {
-        Ok("append") => child_append(),
-        Ok("crash") => child_crash(),
-        _ => {
-            let tests: [(&str, fn()); 2] = [
-                (
-                    "four_processes_hundred_appends_each_lose_nothing",
-                    four_processes,
-                ),
-                (
-                    "sigkill_at_random_points_leaves_a_whole_batch_prefix",
-                    crash_points,
-                ),
-            ];
-            for (name, test) in tests {
-                test();
-                println!("test {name} ... ok");
-            }
-            println!("\n{} passed, 0 failed", tests.len());
-        }
+    match harness::role(ROLE).as_deref() {
+        Some("append") => child_append(),
+        Some("crash") => child_crash(),
+        _ => harness::run_tests(&[
+            (
+                "four_processes_hundred_appends_each_lose_nothing",
+                four_processes,
+            ),
+            (
+                "sigkill_at_random_points_leaves_a_whole_batch_prefix",
+                crash_points,
+            ),
+        ]),
     }
 }
 
@@ -46,8 +40,7 @@ fn open(path: &Path) -> WalManager {
 }
 
 fn spawn(role: &str, repo: &Path, args: &[String]) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .env(ROLE, role)
+    harness::child(ROLE, role)
         .arg(repo)
         .args(args)
         .stdin(Stdio::piped())
@@ -118,33 +111,14 @@ fn four_processes() {
     git(dir.path(), &["fsck", "--full", "--strict"]);
 }
 
-/// splitmix64: a tiny seeded generator, so each seed is reproducible.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
+/// Twelve seeded kill points; `LARDER_CRASH_SEED=<seed>` replays one.
 fn crash_points() {
-    let base_seed: u64 = std::env::var("LARDER_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x001a_2de5);
-    for round in 0..12u64 {
-        let seed = base_seed.wrapping_add(round);
-        let result = std::panic::catch_unwind(|| crash_once(seed));
-        if let Err(panic) = result {
-            eprintln!("crash test failed for seed {seed} (rerun with LARDER_CRASH_SEED={seed})");
-            std::panic::resume_unwind(panic);
-        }
-    }
+    const BASE: u64 = 0x001a_2de5;
+    run_seeds("LARDER_CRASH_SEED", BASE..BASE + 12, crash_once);
 }
 
 fn crash_once(seed: u64) {
-    let mut rng = seed;
-    let kill_after = 1 + splitmix(&mut rng) % 40;
+    let kill_after = 1 + Rng::new(seed).below(40);
     let dir = tempfile::tempdir().unwrap();
     GitRepo::init(dir.path()).unwrap();
     let mut child = spawn("crash", dir.path(), &[]);

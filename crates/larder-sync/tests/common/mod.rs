@@ -52,8 +52,7 @@ impl Replica {
     }
 }
 
+/// A bare remote made by the `git` binary.
 pub fn bare_remote() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    GitRepo::init_bare(dir.path()).unwrap();
-    dir
+    larder_testkit::fixtures::bare_repo()
 }

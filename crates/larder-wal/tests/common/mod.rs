@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::Command;
 
 use larder_codec::{ActorId, Envelope, Payload, Timestamp};
 use larder_git::GitRepo;
@@ -32,23 +31,9 @@ pub fn wal_in(dir: &Path, bare: bool) -> WalManager {
     WalManager::new(repo, "test").unwrap()
 }
 
-/// Runs the `git` binary (the interoperability oracle) and returns stdout.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("the git binary runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+/// The `git` binary, the interoperability oracle.
+#[allow(unused_imports)]
+pub use larder_testkit::git;
 
 /// The (actor, n) pairs of a list of test events.
 pub fn keys(events: &[Envelope]) -> Vec<(String, u64)> {

@@ -1,0 +1,30 @@
+//! Temporary repositories, made by the `git` binary so no larder code is
+//! trusted to set up the scene it is tested in.
+
+use std::path::Path;
+
+use crate::git;
+
+/// An empty temporary directory, removed when dropped.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary directory: {e}"))
+}
+
+/// A temporary bare repository (a remote), made by `git init --bare`.
+pub fn bare_repo() -> tempfile::TempDir {
+    let dir = tempdir();
+    git(dir.path(), &["init", "--quiet", "--bare"]);
+    dir
+}
+
+/// A temporary repository with a work tree, made by `git init`.
+pub fn work_repo() -> tempfile::TempDir {
+    let dir = tempdir();
+    git(dir.path(), &["init", "--quiet"]);
+    dir
+}
+
+/// `git fsck --full --strict` on `dir` must pass.
+pub fn assert_fsck(dir: &Path) {
+    git(dir, &["fsck", "--full", "--strict"]);
+}
