@@ -1,0 +1,214 @@
+//! The command line: every command, argument and help text (clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// An event-sourced log inside a git repository.
+#[derive(Parser)]
+#[command(name = "larder", version)]
+pub struct Cli {
+    /// Run as if started in this directory (like `git -C`).
+    #[arg(short = 'C', global = true, default_value = ".")]
+    pub dir: PathBuf,
+    /// Machine-readable output: one JSON object (per line, for listings).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a repository (or use the existing one) for larder logs.
+    Init {
+        /// Create a bare repository.
+        #[arg(long)]
+        bare: bool,
+    },
+    /// Append events to a log as one batch.
+    Append {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// The event kind.
+        #[arg(long, default_value = "event")]
+        kind: String,
+        /// The event's data as JSON.
+        #[arg(long, conflicts_with = "stdin", required_unless_present = "stdin")]
+        data: Option<String>,
+        /// Read one JSON event per line from standard input.
+        #[arg(long)]
+        stdin: bool,
+    },
+    /// Print a log's events in the total order.
+    Log {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// Only events appended after this WAL commit.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many events.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Check every object of a log; exit 1 and list the bad ones if any.
+    Verify {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+    },
+    /// Pull from the remote, merge, and push (the default remote is `origin`).
+    Sync {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// Remote name from git config, path or URL.
+        #[arg(long, default_value = "origin")]
+        remote: String,
+    },
+    /// Fetch, verify and merge every replica's head.
+    Pull {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// Remote name from git config, path or URL.
+        #[arg(long, default_value = "origin")]
+        remote: String,
+    },
+    /// Publish this replica's head.
+    Push {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// Remote name from git config, path or URL.
+        #[arg(long, default_value = "origin")]
+        remote: String,
+    },
+    /// Create, list or garbage-collect snapshots.
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotAction,
+    },
+    /// Lease locks with fencing tokens.
+    Lock {
+        #[command(subcommand)]
+        action: LockAction,
+    },
+    /// Counts for a log: commits, events, actors, chunk bytes, snapshot coverage.
+    Stats {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+    },
+    /// Pack loose objects and merge packs, in any repository (bare too):
+    /// what a remote that only receives pushes needs now and then.
+    Compact {
+        /// Wait for this log's background pack merges first (compaction
+        /// itself covers the whole repository).
+        #[arg(long)]
+        log: Option<String>,
+    },
+    /// Show larder end to end in a temporary directory.
+    Demo,
+}
+
+#[derive(Subcommand)]
+pub enum SnapshotAction {
+    /// Snapshot every event of the log, with the key-value state.
+    Create {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+    },
+    /// List snapshots, newest first.
+    List {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+    },
+    /// Delete all but the newest N snapshots.
+    Gc {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// How many to keep.
+        #[arg(long)]
+        keep: usize,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum LockAction {
+    /// Acquire a lease; exit code 3 if another holder has it.
+    // Every acquisition is its own holder, even from this clone: a second
+    // `acquire` while the lease is live is refused (exit code 3). It prints
+    // the fencing token that later `renew`/`release --token` calls name.
+    Acquire {
+        /// The resource.
+        resource: String,
+        /// Lease length, e.g. 30s, 5m, 1500ms.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        ttl: u64,
+        /// Authority: a remote (path or URL); the local repository if absent.
+        #[arg(long)]
+        remote: Option<String>,
+    },
+    /// Extend a lease you hold.
+    Renew {
+        /// The resource.
+        resource: String,
+        /// The lease's fencing token, as `acquire` printed it (default: the
+        /// current one, if this replica holds it — whichever process took it).
+        #[arg(long)]
+        token: Option<u64>,
+        /// New lease length from now.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        ttl: u64,
+        /// Authority remote.
+        #[arg(long)]
+        remote: Option<String>,
+    },
+    /// Release a lease you hold (from any process acting as this replica).
+    Release {
+        /// The resource.
+        resource: String,
+        /// The lease's fencing token, as `acquire` printed it (default: the
+        /// current one, if this replica holds it — whichever process took it).
+        #[arg(long)]
+        token: Option<u64>,
+        /// Authority remote.
+        #[arg(long)]
+        remote: Option<String>,
+    },
+    /// List every lock.
+    List {
+        /// Authority remote.
+        #[arg(long)]
+        remote: Option<String>,
+    },
+}
+
+/// Parses `30s`, `5m`, `2h`, `1500ms` or plain milliseconds.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, ""), |i| text.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s, 5m, 1500ms"))?;
+    let factor = match unit {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?} (use ms, s, m, h)"
+            ));
+        }
+    };
+    Ok(n.saturating_mul(factor))
+}

@@ -1,0 +1,38 @@
+//! `larder verify --log L`: check every object; exit 1 and list the bad
+//! ones if any.
+
+use std::process::ExitCode;
+
+use larder::LarderError;
+use serde_json::json;
+
+use super::Ctx;
+use crate::output::EXIT_FAILURE;
+
+/// Runs `verify`.
+pub fn run(ctx: &Ctx, log: &str) -> Result<ExitCode, LarderError> {
+    let larder = ctx.open()?;
+    let handle = ctx.existing_log(&larder, log)?;
+    let report = ctx
+        .out
+        .with_progress(&format!("verifying {log}"), || handle.wal().verify())?;
+    let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+    ctx.out.emit(
+        json!({ "commits": report.commits, "events": report.events, "problems": problems }),
+        || {
+            let mut text = format!(
+                "{} commits, {} events verified",
+                report.commits, report.events
+            );
+            for p in &problems {
+                text.push_str(&format!("\nbad: {p}"));
+            }
+            text
+        },
+    );
+    if report.is_ok() {
+        super::ok()
+    } else {
+        Ok(ExitCode::from(EXIT_FAILURE))
+    }
+}
