@@ -14,6 +14,10 @@ pub struct Cli {
     /// Machine-readable output: one JSON object (per line, for listings).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Act as this actor id (else LARDER_ACTOR, git config larder.actor,
+    /// or the replica's own id under the git dir).
+    #[arg(long, global = true, value_name = "ID")]
+    pub actor: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -111,6 +115,8 @@ pub enum Command {
         #[arg(long)]
         log: Option<String>,
     },
+    /// Print this replica's actor id on one line (`--json`: with its source).
+    Whoami,
     /// Show larder end to end in a temporary directory.
     Demo,
 }

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = Ctx {
         dir: cli.dir.clone(),
+        actor: cli.actor.clone(),
         out: Output::new(cli.json),
     };
     let result = match &cli.command {
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Lock { action } => commands::lock::run(&ctx, action),
         Command::Stats { log } => commands::stats::run(&ctx, log),
         Command::Compact { log } => commands::compact::run(&ctx, log.as_deref()),
+        Command::Whoami => commands::whoami::run(&ctx),
         Command::Demo => commands::demo::run(ctx.out.json()).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| ctx.out.error(&e))

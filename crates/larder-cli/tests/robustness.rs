@@ -114,3 +114,64 @@ fn a_payload_too_deep_to_read_is_refused_at_append() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
     ok(&larder(dir.path(), &["verify", "--log", "notes"]));
 }
+
+#[test]
+fn whoami_prints_the_actor_and_actor_sources_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&larder(dir.path(), &["init"]));
+    let out = larder(dir.path(), &["whoami"]);
+    ok(&out);
+    let own = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(own.starts_with("actor-") && !own.contains('\n'), "{own}");
+    // --actor wins, and the event carries it.
+    ok(&larder(
+        dir.path(),
+        &["--actor", "robot-7", "append", "--log", "n", "--data", "1"],
+    ));
+    let log = larder(dir.path(), &["--json", "log", "--log", "n"]);
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&log.stdout).trim()).unwrap();
+    assert_eq!(line["actor"], "robot-7");
+    // LARDER_ACTOR, then git config larder.actor.
+    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-C")
+        .arg(dir.path())
+        .args(["--json", "whoami"])
+        .env("LARDER_ACTOR", "from-env")
+        .output()
+        .unwrap();
+    let who: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(
+        (who["actor"].as_str(), who["source"].as_str()),
+        (Some("from-env"), Some("LARDER_ACTOR"))
+    );
+    git(dir.path(), &["config", "larder.actor", "from-config"]);
+    let out = larder(dir.path(), &["whoami"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "from-config");
+    // A copied clone warns and gets a fresh actor.
+    git(dir.path(), &["config", "--unset", "larder.actor"]);
+    let top = tempfile::tempdir().unwrap();
+    let copy = top.path().join("copy");
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(dir.path())
+            .arg(&copy)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = larder(&copy, &["whoami"]);
+    ok(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is a copy of"),
+        "{out:?}"
+    );
+    let fresh = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_ne!(fresh, own);
+    // A bad --actor is one clear line.
+    let out = larder(dir.path(), &["--actor", "no spaces", "whoami"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only ASCII"));
+}

@@ -27,6 +27,7 @@ mod log;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+pub use identity::{ACTOR_CONFIG, ACTOR_ENV, ActorSource};
 pub use log::{Committed, Log, ViewedLog};
 
 pub use larder_codec as codec;
@@ -140,7 +141,12 @@ impl Larder {
     }
 
     fn with_repo(repo: GitRepo) -> Self {
-        let identity = Arc::new(Identity::new(repo.git_dir()));
+        let configured = repo
+            .gix()
+            .config_snapshot()
+            .string(identity::ACTOR_CONFIG)
+            .map(|v| v.to_string());
+        let identity = Arc::new(Identity::new(repo.git_dir(), configured));
         let wall: Arc<dyn Clock> = Arc::new(SystemClock);
         Self {
             repo,
@@ -160,12 +166,43 @@ impl Larder {
         self
     }
 
-    /// This replica's actor id, created on first use (`actor-<16 hex>`)
-    /// and stored in `<git dir>/larder/actor`, so it survives restarts and
-    /// never travels with pushes. Creating it is a write: concurrent first
-    /// uses agree on one id.
+    /// The same handle acting as `actor`, whatever `LARDER_ACTOR`, `git
+    /// config larder.actor` or the actor file say. Logs taken from the
+    /// handle before the call keep the old actor.
+    pub fn with_actor(mut self, actor: ActorId) -> Self {
+        let configured = self
+            .repo
+            .gix()
+            .config_snapshot()
+            .string(identity::ACTOR_CONFIG)
+            .map(|v| v.to_string());
+        self.identity =
+            Arc::new(Identity::new(self.repo.git_dir(), configured).with_explicit(actor));
+        self
+    }
+
+    /// This replica's actor id: given by [`Larder::with_actor`], else the
+    /// `LARDER_ACTOR` environment variable, else `git config larder.actor`,
+    /// else `<git dir>/larder/actor` — created on first use
+    /// (`actor-<16 hex>`), so it survives restarts and never travels with
+    /// pushes. Creating it is a write: concurrent first uses agree on one
+    /// id. A copied clone gets a fresh one (see [`Larder::copied_from`]).
     pub fn actor(&self) -> Result<&ActorId> {
         self.identity.get()
+    }
+
+    /// Where [`Larder::actor`] comes from (resolving it, which may create
+    /// the actor file).
+    pub fn actor_source(&self) -> Result<ActorSource> {
+        self.identity.source()
+    }
+
+    /// The git dir this repository's actor file was made for, when that is
+    /// another repository: this one is a copy (`cp -r` of a clone), and
+    /// gets a fresh actor on its first write instead of sharing one.
+    /// Nothing is written by asking.
+    pub fn copied_from(&self) -> Result<Option<std::path::PathBuf>> {
+        self.identity.copied_from()
     }
 
     /// The actor id if this repository has one yet, without creating it.

@@ -10,11 +10,11 @@ use super::Ctx;
 
 /// Runs `init`.
 pub fn run(ctx: &Ctx, bare: bool) -> Result<ExitCode, LarderError> {
-    let larder = if bare {
+    let larder = ctx.identify(if bare {
         Larder::init_bare(&ctx.dir)?
     } else {
         Larder::init(&ctx.dir)?
-    };
+    })?;
     let dir = larder.repo().git_dir().display().to_string();
     let actor = larder.actor()?;
     ctx.out
