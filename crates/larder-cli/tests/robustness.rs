@@ -175,3 +175,55 @@ fn whoami_prints_the_actor_and_actor_sources_apply() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("only ASCII"));
 }
+
+#[test]
+fn a_hub_reads_the_union_of_its_heads() {
+    let top = tempfile::tempdir().unwrap();
+    let hub = top.path().join("hub.git");
+    std::fs::create_dir(&hub).unwrap();
+    ok(&larder(&hub, &["init", "--bare"]));
+    let hub_path = hub.display().to_string();
+    for (name, n) in [("a", "1"), ("b", "2")] {
+        let dir = top.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        ok(&larder(&dir, &["init"]));
+        ok(&larder(&dir, &["append", "--log", "notes", "--data", n]));
+        ok(&larder(
+            &dir,
+            &["push", "--log", "notes", "--remote", &hub_path],
+        ));
+    }
+    // The hub has no log ref of its own, only the replicas' heads.
+    assert!(git(&hub, &["for-each-ref", "refs/larder/notes/wal"]).is_empty());
+    let before = files(&hub);
+    let log = larder(&hub, &["--json", "log", "--log", "notes"]);
+    ok(&log);
+    assert_eq!(String::from_utf8_lossy(&log.stdout).lines().count(), 2);
+    let verify = larder(&hub, &["--json", "verify", "--log", "notes"]);
+    ok(&verify);
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&verify.stdout).trim()).unwrap();
+    assert_eq!(
+        (report["commits"].as_u64(), report["events"].as_u64()),
+        (Some(2), Some(2))
+    );
+    // Reading the hub wrote nothing into it.
+    assert_eq!(files(&hub), before);
+}
+
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use larder_git::ObjectId;
 
 use crate::meta::Meta;
-use crate::wal::{WalManager, load_commit, object_error};
+use crate::read::{load_commit, object_error};
+use crate::wal::WalManager;
 use crate::walk::{paint, paint_many, paint_skipping};
 use crate::{Result, WalError};
 

@@ -16,17 +16,23 @@
 //! `docs/wal.md`.
 #![deny(missing_docs)]
 
+mod append;
 mod error;
 mod incoming;
+mod merge;
 mod meta;
+mod read;
+mod verify;
 mod wal;
 mod walk;
 
 pub use error::{Result, WalError};
 pub use incoming::HeadVerdict;
 pub use meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
+pub use read::{WalCommits, WalEvents, commits_between};
+pub use verify::VerifyReport;
 pub use wal::{
-    Committed, CompactReport, Durability, MERGE_ACTOR, MergeOutcome, VerifyReport, WalCommit,
-    WalCommits, WalEvents, WalManager, WalOptions, commits_between,
+    Committed, CompactReport, Durability, MERGE_ACTOR, MergeOutcome, WalCommit, WalManager,
+    WalOptions,
 };
 pub use walk::GENERATION_TRAILER;

@@ -50,7 +50,7 @@ pub(crate) fn parse_generation(id: ObjectId, message: &str) -> Result<u64> {
 pub(crate) fn load_node(repo: &GitRepo, id: ObjectId) -> Result<Node> {
     let info: CommitInfo = repo
         .read_commit(id)
-        .map_err(|e| crate::wal::object_error(id, "<commit>", id, e))?;
+        .map_err(|e| crate::read::object_error(id, "<commit>", id, e))?;
     let generation = parse_generation(id, &info.message)?;
     Ok(Node {
         id,

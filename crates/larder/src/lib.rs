@@ -215,25 +215,33 @@ impl Larder {
         &self.repo
     }
 
-    /// The names of the logs that have at least one commit.
+    /// The names of the logs that have at least one commit: a log ref
+    /// (`refs/larder/<log>/wal`), or — in a hub, the bare remote replicas
+    /// push to — published heads (`refs/larder/<log>/heads/<actor>`).
     pub fn logs(&self) -> Result<Vec<String>> {
-        Ok(self
+        let mut logs: Vec<String> = self
             .repo
             .list_refs("refs/larder/")?
             .into_iter()
             .filter_map(|(r, _)| {
-                r.strip_prefix("refs/larder/")?
+                let rest = r.strip_prefix("refs/larder/")?;
+                let name = rest
                     .strip_suffix("/wal")
-                    .map(str::to_owned)
+                    .or_else(|| rest.split_once("/heads/").map(|(log, _)| log))?;
+                (!name.contains('/')).then(|| name.to_owned())
             })
-            .filter(|name| !name.contains('/'))
-            .collect())
+            .collect();
+        logs.sort();
+        logs.dedup();
+        Ok(logs)
     }
 
     /// The log `name`, which must already have commits ([`LarderError::NoSuchLog`] otherwise).
+    /// In a hub (no log ref, only replicas' published heads) it reads the
+    /// union of the heads.
     pub fn existing_log(&self, name: &str) -> Result<Log> {
         let log = self.log(name)?;
-        if log.wal.head()?.is_none() {
+        if log.wal.tips()?.is_empty() {
             let known = self.logs()?;
             return Err(LarderError::NoSuchLog {
                 log: name.into(),

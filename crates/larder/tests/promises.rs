@@ -170,7 +170,7 @@ fn opening_to_read_writes_nothing() {
     let _ = reader.log("notes").unwrap().events().unwrap();
     drop(reader);
     assert_eq!(list_files(&remote), before, "a read left files behind");
-    assert!(!remote.join("larder").exists());
+    assert!(!remote.join("larder/actor").exists());
     // The first write creates the identity.
     let writer2 = Larder::open(&remote).unwrap();
     writer2.log("local").unwrap().append("n", &1).unwrap();

@@ -1,0 +1,272 @@
+//! Appending: one chunk, one commit, one pack, then a compare-and-swap of
+//! the log's ref, retried on a lost race; nothing after the swap can turn
+//! the append into an error.
+
+use std::time::Duration;
+
+use larder_codec::{Envelope, chunk_id, encode_chunk_with};
+use larder_git::{EntryKind, Expected, GitError, ObjectBatch, ObjectId, TreeEntry};
+
+use crate::meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
+use crate::wal::{Committed, Durability, WalManager, date_of, entry};
+use crate::walk::{GENERATION_TRAILER, load_node};
+use crate::{Result, WalError};
+
+impl WalManager {
+    /// Appends `events` as one chunk in one commit and returns the commit.
+    ///
+    /// The ref moves by compare-and-swap; when another appender wins, the
+    /// commit is rebuilt on the new head and retried with backoff. All
+    /// events must share one actor. A reader sees all of the batch or none.
+    ///
+    /// Once the commit is on the ref this returns it: a failure after that
+    /// point (the ref's fsync under [`Durability::Fsync`]) is logged as a
+    /// warning, never returned as an error a caller would retry — see
+    /// [`WalManager::append_committed`] to receive it.
+    pub fn append(&self, events: &[Envelope]) -> Result<ObjectId> {
+        let done = self.append_committed(events)?;
+        if let Some(e) = &done.after_commit {
+            tracing::warn!(log = %self.ref_name, commit = %done.commit, error = %e,
+                "appended, then failed");
+        }
+        Ok(done.commit)
+    }
+
+    /// [`WalManager::append`], reporting a failure after the commit
+    /// separately ([`Committed::after_commit`]) instead of logging it.
+    pub fn append_committed(&self, events: &[Envelope]) -> Result<Committed> {
+        let first = events.first().ok_or(WalError::EmptyBatch)?;
+        if let Some((index, other)) = events
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.actor() != first.actor())
+        {
+            return Err(WalError::MixedActors {
+                expected: first.actor().to_string(),
+                found: other.actor().to_string(),
+                index,
+            });
+        }
+        let chunk = encode_chunk_with(events, &self.options.limits)?;
+        let cid = chunk_id(&chunk);
+        let mut objects = ObjectBatch::new();
+        let blob = objects.blob(chunk)?;
+        let (y, m, d) = date_of(first.timestamp().millis);
+        let mut subtree = objects.tree(&[entry(format!("{cid}.bin"), EntryKind::Blob, blob)])?;
+        for name in [d, m, y] {
+            subtree = objects.tree(&[entry(name, EntryKind::Tree, subtree)])?;
+        }
+        let events_tree = subtree;
+        let message = format!(
+            "larder: append {} event{} by {}\n\nchunk {cid}\n",
+            events.len(),
+            if events.len() == 1 { "" } else { "s" },
+            first.actor()
+        );
+        let base_meta = Meta {
+            format: WAL_FORMAT_VERSION,
+            kind: CommitKind::Append,
+            actor: first.actor().to_string(),
+            chunk: Some(cid.to_hex()),
+            events: Some(events.len() as u64),
+            previous: None,
+            merged: Vec::new(),
+        };
+        self.commit_with_retry(&objects, &message, |head| {
+            let meta = Meta {
+                previous: head.map(|h| h.to_string()),
+                ..base_meta.clone()
+            };
+            (meta, vec![entry("events", EntryKind::Tree, events_tree)])
+        })
+    }
+
+    /// Builds the commit on the current head (meta.json, root tree and
+    /// commit added to `objects`), writes everything as one pack and moves
+    /// the ref by compare-and-swap; on a lost race, rebuilds on the new head.
+    pub(crate) fn commit_with_retry(
+        &self,
+        objects: &ObjectBatch,
+        message: &str,
+        build: impl Fn(Option<ObjectId>) -> (Meta, Vec<TreeEntry>),
+    ) -> Result<Committed> {
+        let mut attempts = 0;
+        let mut lock_waits = 0;
+        loop {
+            attempts += 1;
+            let head = self.head()?;
+            let generation = match head {
+                Some(h) => next_generation(h, self.generation_of(h)?)?,
+                None => 1,
+            };
+            let (meta, entries) = build(head);
+            let parents: Vec<ObjectId> = head.into_iter().collect();
+            let full_message = with_generation(message, generation);
+            // The chunk and its trees stay in `objects`; only the parts that
+            // depend on the head are rebuilt for each attempt.
+            let mut commit_objects = ObjectBatch::new();
+            let commit =
+                self.add_commit(&mut commit_objects, &meta, entries, &parents, &full_message)?;
+            self.repo.write_batches(
+                &[objects, &commit_objects],
+                self.options.durability == Durability::Fsync,
+            )?;
+            let expected = head.map_or(Expected::MustNotExist, Expected::MustBe);
+            match self.repo.update_ref(
+                &self.ref_name,
+                expected,
+                commit,
+                message.lines().next().unwrap_or(""),
+            ) {
+                Ok(()) => {
+                    // The commit is on the ref: from here on nothing may
+                    // turn the append into an error.
+                    let after_commit = self.sync_ref_if_durable().err();
+                    self.known_head.set(Some((commit, generation)));
+                    self.consolidate_after(generation);
+                    return Ok(Committed {
+                        commit,
+                        after_commit,
+                    });
+                }
+                Err(e) => self.retry_or_fail(e, attempts, &mut lock_waits)?,
+            }
+        }
+    }
+
+    /// The generation number of `head`, from the cache when this handle
+    /// wrote or read it last.
+    pub(crate) fn generation_of(&self, head: ObjectId) -> Result<u64> {
+        if let Some((known, generation)) = self.known_head.get()
+            && known == head
+        {
+            return Ok(generation);
+        }
+        let generation = load_node(&self.repo, head)?.generation;
+        self.known_head.set(Some((head, generation)));
+        Ok(generation)
+    }
+
+    /// Merges small packs when the commit just written has a generation
+    /// that is a multiple of the policy's fan-in. The merge runs on a
+    /// background thread (one per handle at a time), so appends never wait
+    /// for it; [`WalManager::finish_maintenance`] waits. The append has
+    /// already succeeded, so a failure is reported through `tracing` and
+    /// left for the next check (or [`WalManager::compact`]), never returned.
+    pub(crate) fn consolidate_after(&self, generation: u64) {
+        let Some(policy) = self.options.consolidation else {
+            return;
+        };
+        if !generation.is_multiple_of(policy.fan_in.max(2) as u64) {
+            return;
+        }
+        let mut slot = self.maintenance.slot();
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        if let Some(done) = slot.take() {
+            let _ = done.join();
+        }
+        let repo = self.repo.clone();
+        let log = self.ref_name.clone();
+        *slot = Some(std::thread::spawn(move || {
+            if let Err(e) = repo.consolidate_packs(&policy) {
+                tracing::warn!(%log, error = %e, "pack consolidation failed");
+            }
+        }));
+    }
+
+    /// Decides after a failed ref update: back off and retry (lost CAS, or
+    /// lock held by a live writer), or fail with a typed error.
+    pub(crate) fn retry_or_fail(
+        &self,
+        e: GitError,
+        attempts: u32,
+        lock_waits: &mut u32,
+    ) -> Result<()> {
+        if e.is_retryable() {
+            *lock_waits += 1;
+            if *lock_waits > self.options.max_lock_waits {
+                return Err(WalError::Locked {
+                    log: self.ref_name.clone(),
+                    lock_path: self
+                        .repo
+                        .git_dir()
+                        .join(format!("{}.lock", self.ref_name))
+                        .display()
+                        .to_string(),
+                });
+            }
+        } else if !e.is_conflict() {
+            return Err(e.into());
+        }
+        if attempts >= self.options.max_attempts {
+            return Err(WalError::Contention {
+                log: self.ref_name.clone(),
+                attempts,
+            });
+        }
+        backoff(attempts);
+        Ok(())
+    }
+
+    pub(crate) fn add_commit(
+        &self,
+        objects: &mut ObjectBatch,
+        meta: &Meta,
+        mut entries: Vec<TreeEntry>,
+        parents: &[ObjectId],
+        message: &str,
+    ) -> Result<ObjectId> {
+        let meta_blob = objects.blob(meta.to_bytes())?;
+        entries.push(entry("meta.json", EntryKind::Blob, meta_blob));
+        let root = objects.tree(&entries)?;
+        Ok(objects.commit(
+            root,
+            parents,
+            message,
+            self.options.identity.as_ref(),
+            unix_now(),
+        )?)
+    }
+
+    pub(crate) fn sync_ref_if_durable(&self) -> Result<()> {
+        if self.options.durability == Durability::Fsync {
+            self.repo.sync_ref(&self.ref_name)?;
+        }
+        Ok(())
+    }
+}
+
+/// The generation of a child of `parent` (whose generation is `generation`),
+/// or a typed error when a hostile history claims the largest one.
+pub(crate) fn next_generation(parent: ObjectId, generation: u64) -> Result<u64> {
+    generation.checked_add(1).ok_or_else(|| WalError::BadMeta {
+        commit: parent,
+        reason: format!("generation {generation} leaves no room for a successor"),
+    })
+}
+
+/// Appends the generation trailer to a commit message.
+pub(crate) fn with_generation(message: &str, generation: u64) -> String {
+    format!("{message}\n{GENERATION_TRAILER}: {generation}\n")
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Sleeps a little after a lost compare-and-swap: exponential up to 5 ms,
+/// with jitter so that contenders spread out.
+fn backoff(attempt: u32) {
+    let base_us = 20u64 << attempt.min(8);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = u64::from(nanos % 1000) * base_us / 1000;
+    std::thread::sleep(Duration::from_micros((base_us + jitter).min(5_000)));
+}

@@ -1,0 +1,341 @@
+//! Reading: the commits and events of a log after a position, in log order,
+//! each commit fully verified as it is read, one chunk in memory at a time.
+
+use larder_codec::{ActorId, ChunkId, Envelope, decode_chunk_verified};
+use larder_git::{EntryKind, GitError, GitRepo, ObjectId};
+
+use crate::meta::Meta;
+use crate::wal::{WalCommit, WalManager, date_of};
+use crate::walk::{Node, paint, paint_many};
+use crate::{Result, WalError};
+
+impl WalManager {
+    /// Every event of the log, in log order.
+    pub fn read_all(&self) -> Result<Vec<Envelope>> {
+        self.events_since(None)?.collect()
+    }
+
+    /// The events appended after `since` (a commit of this log), in log
+    /// order. Costs O(new commits), not O(log).
+    pub fn read_since(&self, since: ObjectId) -> Result<Vec<Envelope>> {
+        self.events_since(Some(since))?.collect()
+    }
+
+    /// Streams the events after `since` (all events if `None`), one chunk in
+    /// memory at a time.
+    pub fn events_since(&self, since: Option<ObjectId>) -> Result<WalEvents> {
+        Ok(WalEvents {
+            commits: self.commits_since(since)?,
+            current: Vec::new().into_iter(),
+            failed: false,
+        })
+    }
+
+    /// Streams the commits after `since` (all if `None`), parents before
+    /// children, each fully verified as it is read.
+    ///
+    /// A repository without the log's ref but with heads published under
+    /// `refs/<ns>/<log>/heads/` — a hub, the bare remote replicas push to —
+    /// reads the union of those heads: the log every replica converges to.
+    pub fn commits_since(&self, since: Option<ObjectId>) -> Result<WalCommits> {
+        let tips = self.tips()?;
+        match tips.as_slice() {
+            [] => match since {
+                Some(commit) => Err(WalError::NotInLog {
+                    commit,
+                    log: self.ref_name.clone(),
+                }),
+                None => Ok(WalCommits::new(self.repo.clone(), Vec::new())),
+            },
+            [head] => commits_between(&self.repo, *head, since, &self.ref_name),
+            heads => {
+                let painted = paint_many(&self.repo, heads, since)?;
+                if let (Some(commit), false) = (since, painted.base_reached) {
+                    return Err(WalError::NotInLog {
+                        commit,
+                        log: self.ref_name.clone(),
+                    });
+                }
+                Ok(WalCommits::new(self.repo.clone(), painted.new))
+            }
+        }
+    }
+
+    /// The heads replicas published for this log in this repository
+    /// (`refs/<ns>/<log>/heads/<actor>`), sorted by ref name: what a hub
+    /// holds instead of a log ref.
+    pub fn published_heads(&self) -> Result<Vec<(String, ObjectId)>> {
+        let prefix = format!("refs/{}/{}/heads/", self.options.namespace, self.log);
+        Ok(self.repo.list_refs(&prefix)?)
+    }
+
+    /// Where reads start: the log's ref, or — in a hub, which has none —
+    /// every published head (deduplicated).
+    pub fn tips(&self) -> Result<Vec<ObjectId>> {
+        if let Some(head) = self.head()? {
+            return Ok(vec![head]);
+        }
+        let mut heads: Vec<ObjectId> = self
+            .published_heads()?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        heads.sort();
+        heads.dedup();
+        Ok(heads)
+    }
+}
+
+/// The commits reachable from `head` but not from `since`, parents first.
+/// Errors if `since` is not `head` or one of its ancestors. Costs O(commits
+/// after `since`), whatever the length of the log.
+pub fn commits_between(
+    repo: &GitRepo,
+    head: ObjectId,
+    since: Option<ObjectId>,
+    log: &str,
+) -> Result<WalCommits> {
+    let painted = paint(repo, head, since)?;
+    if let (Some(commit), false) = (since, painted.base_reached) {
+        return Err(WalError::NotInLog {
+            commit,
+            log: log.into(),
+        });
+    }
+    Ok(WalCommits::new(repo.clone(), painted.new))
+}
+
+/// A stream of verified WAL commits; see [`WalManager::commits_since`].
+pub struct WalCommits {
+    repo: GitRepo,
+    order: std::vec::IntoIter<Node>,
+}
+
+impl WalCommits {
+    fn new(repo: GitRepo, order: Vec<Node>) -> Self {
+        Self {
+            repo,
+            order: order.into_iter(),
+        }
+    }
+
+    /// How many commits remain.
+    pub fn remaining(&self) -> usize {
+        self.order.len()
+    }
+}
+
+impl Iterator for WalCommits {
+    type Item = Result<WalCommit>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let node = self.order.next()?;
+        Some(load_commit(&self.repo, node.id, node.tree, &node.parents))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.order.size_hint()
+    }
+}
+
+/// A stream of verified events; see [`WalManager::events_since`].
+pub struct WalEvents {
+    commits: WalCommits,
+    current: std::vec::IntoIter<Envelope>,
+    failed: bool,
+}
+
+impl Iterator for WalEvents {
+    type Item = Result<Envelope>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(event) = self.current.next() {
+                return Some(Ok(event));
+            }
+            if self.failed {
+                return None;
+            }
+            match self.commits.next()? {
+                Ok(commit) => self.current = commit.events.into_iter(),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn object_error(commit: ObjectId, path: &str, id: ObjectId, e: GitError) -> WalError {
+    match e {
+        GitError::ObjectMissing { id } => WalError::MissingObject {
+            commit,
+            path: path.into(),
+            id,
+        },
+        GitError::WrongObjectKind {
+            expected, actual, ..
+        } => WalError::BadTree {
+            commit,
+            path: path.into(),
+            reason: format!("object {id} is a {actual}, expected a {expected}"),
+        },
+        other => WalError::Git {
+            commit: Some(commit),
+            source: other,
+        },
+    }
+}
+
+/// Reads one WAL commit's tree, `meta.json` and chunk, checking every part
+/// against what larder writes.
+pub(crate) fn load_commit(
+    repo: &GitRepo,
+    id: ObjectId,
+    tree: ObjectId,
+    parents: &[ObjectId],
+) -> Result<WalCommit> {
+    let bad_tree = |path: &str, reason: String| WalError::BadTree {
+        commit: id,
+        path: path.into(),
+        reason,
+    };
+    let root = repo
+        .read_tree(tree)
+        .map_err(|e| object_error(id, "/", tree, e))?;
+    let mut meta_blob = None;
+    let mut events_tree = None;
+    for e in &root {
+        match (e.name.as_str(), e.kind) {
+            ("meta.json", EntryKind::Blob) => meta_blob = Some(e.id),
+            ("events", EntryKind::Tree) => events_tree = Some(e.id),
+            (name, kind) => {
+                return Err(bad_tree(
+                    "/",
+                    format!("unexpected entry {name:?} ({kind:?})"),
+                ));
+            }
+        }
+    }
+    let meta_blob = meta_blob.ok_or_else(|| bad_tree("/", "no meta.json".into()))?;
+    let meta_bytes = repo
+        .read_blob(meta_blob)
+        .map_err(|e| object_error(id, "meta.json", meta_blob, e))?;
+    let meta = Meta::parse(id, &meta_bytes)?;
+    meta.check_parents(id, parents)?;
+    if ActorId::new(meta.actor.as_str()).is_err() {
+        return Err(WalError::BadMeta {
+            commit: id,
+            reason: format!("invalid actor {:?}", meta.actor),
+        });
+    }
+    let (Some(chunk_hex), Some(events_tree)) = (&meta.chunk, events_tree) else {
+        if events_tree.is_some() {
+            return Err(bad_tree(
+                "/events",
+                "a merge commit carries no events".into(),
+            ));
+        }
+        return Ok(WalCommit {
+            id,
+            parents: parents.to_vec(),
+            meta,
+            events: Vec::new(),
+            chunk_bytes: 0,
+        });
+    };
+    let cid: ChunkId = chunk_hex.parse().map_err(|_| WalError::BadMeta {
+        commit: id,
+        reason: format!("chunk {chunk_hex:?} is not a chunk id"),
+    })?;
+
+    // events/YYYY/MM/DD/<chunk-id>.bin, each level holding exactly one entry.
+    let mut path = String::from("events");
+    let mut dir = events_tree;
+    let mut date = Vec::with_capacity(3);
+    for digits in [4usize, 2, 2] {
+        let entries = repo
+            .read_tree(dir)
+            .map_err(|e| object_error(id, &path, dir, e))?;
+        let [only] = entries.as_slice() else {
+            return Err(bad_tree(
+                &path,
+                format!(
+                    "expected one date directory, found {} entries",
+                    entries.len()
+                ),
+            ));
+        };
+        path.push('/');
+        path.push_str(&only.name);
+        if only.kind != EntryKind::Tree
+            || only.name.len() != digits
+            || !only.name.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad_tree(&path, "expected a date directory".into()));
+        }
+        date.push(only.name.clone());
+        dir = only.id;
+    }
+    let entries = repo
+        .read_tree(dir)
+        .map_err(|e| object_error(id, &path, dir, e))?;
+    let expected_name = format!("{cid}.bin");
+    let [only] = entries.as_slice() else {
+        return Err(bad_tree(
+            &path,
+            format!("expected one chunk, found {} entries", entries.len()),
+        ));
+    };
+    path.push('/');
+    path.push_str(&only.name);
+    if only.kind != EntryKind::Blob || only.name != expected_name {
+        return Err(bad_tree(
+            &path,
+            format!("expected the chunk {expected_name} named in meta.json"),
+        ));
+    }
+    let bytes = repo
+        .read_blob(only.id)
+        .map_err(|e| object_error(id, &path, only.id, e))?;
+    let events = decode_chunk_verified(&bytes, &cid).map_err(|source| WalError::Chunk {
+        commit: id,
+        path: path.clone(),
+        source: Box::new(source),
+    })?;
+    if meta.events != Some(events.len() as u64) {
+        return Err(WalError::BadMeta {
+            commit: id,
+            reason: format!(
+                "meta.json counts {:?} events, the chunk holds {}",
+                meta.events,
+                events.len()
+            ),
+        });
+    }
+    if let Some(e) = events.iter().find(|e| e.actor().as_str() != meta.actor) {
+        return Err(WalError::BadMeta {
+            commit: id,
+            reason: format!(
+                "chunk holds an event by {}, meta.json names {}",
+                e.actor(),
+                meta.actor
+            ),
+        });
+    }
+    let (y, m, d) = date_of(events[0].timestamp().millis);
+    if date != [y, m, d] {
+        return Err(bad_tree(
+            &path,
+            "the date directories do not match the first event's timestamp".into(),
+        ));
+    }
+    Ok(WalCommit {
+        id,
+        parents: parents.to_vec(),
+        meta,
+        events,
+        chunk_bytes: bytes.len() as u64,
+    })
+}
