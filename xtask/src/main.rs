@@ -6,9 +6,14 @@
 //! - `cargo xtask bench [--full] [crate…]`: runs the criterion benches
 //!   (criterion's `--quick` mode unless `--full`) and prints one table of
 //!   operation, measured value and target, read from criterion's results.
+//! - `cargo xtask soak [--rounds N] [--replicas K] [--seed S] [--kill-every M]`:
+//!   drives the release `larder` binary through seeded rounds of appends and
+//!   syncs with SIGKILLs, then checks convergence (`soak.rs`; not run in CI).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+mod soak;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -16,8 +21,11 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("format") => format_check(),
         Some("bench") => bench(&args[1..]),
+        Some("soak") => soak::soak(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci|format|bench [--full] [crate...]>");
+            eprintln!(
+                "usage: cargo xtask <ci|format|bench [--full] [crate...]|soak [--rounds N] [--replicas K] [--seed S] [--kill-every M] [--keep] [--larder PATH]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -193,6 +201,16 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("snapshot/create_100k_events_with_kv_state", "time", "—"),
     ("lock/acquire_release_local", "time", "<= 2 ms"),
     ("lock/acquire_release_file_remote", "time", "<= 10 ms"),
+    (
+        "facade_append/single_event_log_1k",
+        "/s",
+        "equal to the 100k row",
+    ),
+    (
+        "facade_append/single_event_log_100k",
+        "/s",
+        "equal to the 1k row",
+    ),
 ];
 
 const BENCH_CRATES: &[&str] = &[
@@ -202,6 +220,7 @@ const BENCH_CRATES: &[&str] = &[
     "larder-sync",
     "larder-snapshot",
     "larder-lock",
+    "larder",
 ];
 
 /// Runs the benches and prints the summary table.
