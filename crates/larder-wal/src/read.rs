@@ -69,20 +69,16 @@ impl WalManager {
         Ok(self.repo.list_refs(&prefix)?)
     }
 
-    /// Where reads start: the log's ref, or — in a hub, which has none —
-    /// every published head (deduplicated).
+    /// Where reads start: the log's ref and every published head
+    /// (deduplicated). A replica has only the first (its remotes' heads are
+    /// staged elsewhere); a hub has only published heads — or both, if
+    /// someone appended there too — and reads their union either way.
     pub fn tips(&self) -> Result<Vec<ObjectId>> {
-        if let Some(head) = self.head()? {
-            return Ok(vec![head]);
-        }
-        let mut heads: Vec<ObjectId> = self
-            .published_heads()?
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect();
-        heads.sort();
-        heads.dedup();
-        Ok(heads)
+        let mut tips: Vec<ObjectId> = self.head()?.into_iter().collect();
+        tips.extend(self.published_heads()?.into_iter().map(|(_, id)| id));
+        tips.sort();
+        tips.dedup();
+        Ok(tips)
     }
 }
 
@@ -235,6 +231,14 @@ pub(crate) fn load_commit(
             return Err(bad_tree(
                 "/events",
                 "a merge commit carries no events".into(),
+            ));
+        }
+        if meta.chunk.is_some() {
+            // An append whose chunk is gone would read as an empty commit
+            // and silently lose its events.
+            return Err(bad_tree(
+                "/",
+                "an append commit has no events/ tree for the chunk meta.json names".into(),
             ));
         }
         return Ok(WalCommit {

@@ -200,6 +200,29 @@ fn unexpected_tree_entries_are_refused() {
 }
 
 #[test]
+fn an_append_without_its_events_tree_is_refused_not_read_as_empty() {
+    let (_dir, wal) = setup(2);
+    let ids = rewrite(&wal, |i, _, root| {
+        if i == 1 {
+            root.retain(|e| e.name != "events");
+        }
+    });
+    match wal.read_all() {
+        Err(WalError::BadTree { commit, path, .. }) => {
+            assert_eq!((commit, path.as_str()), (ids[1], "/"))
+        }
+        other => panic!("expected BadTree, got {other:?}"),
+    }
+    let report = wal.verify().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, WalError::BadTree { commit, .. } if *commit == ids[1]))
+    );
+}
+
+#[test]
 fn a_missing_chunk_blob_names_the_object() {
     let (_dir, wal) = setup(2);
     let blob = std::cell::Cell::new(None);

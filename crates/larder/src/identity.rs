@@ -187,10 +187,27 @@ impl Identity {
                         .with_file_name(format!("actor.copied-{}", std::process::id()));
                     match std::fs::rename(&self.path, &aside) {
                         Ok(()) => {
+                            // What was moved may be a fresh file another
+                            // process made for this repository meanwhile:
+                            // put that one back (never over a newer one).
+                            let moved = std::fs::read_to_string(&aside)
+                                .ok()
+                                .and_then(|t| self.parse_file(&t).ok());
+                            if moved
+                                .as_ref()
+                                .is_some_and(|m| m.made_for.as_deref() == Some(&*self.git_dir))
+                            {
+                                let _ = std::fs::hard_link(&aside, &self.path);
+                            }
                             let _ = std::fs::remove_file(&aside);
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                         Err(e) => return Err(self.error(e.to_string())),
+                    }
+                    if let Some(file) = self.read_file()?
+                        && file.made_for.as_deref() == Some(&*self.git_dir)
+                    {
+                        return Ok(file.actor);
                     }
                 }
                 _ => return Ok(file.actor),

@@ -118,9 +118,10 @@ impl Log {
             let dir = path.parent().unwrap_or(&path);
             std::fs::create_dir_all(dir)?;
             let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+            let line = format!("{head} {} {}", last.millis, last.counter);
             std::io::Write::write_all(
                 &mut tmp,
-                format!("{head} {} {}\n", last.millis, last.counter).as_bytes(),
+                format!("{line} {}\n", clock_checksum(&line)).as_bytes(),
             )?;
             tmp.persist(&path).map_err(|e| e.error)?;
             Ok(())
@@ -130,10 +131,16 @@ impl Log {
         }
     }
 
-    /// The cached (head, clock reading), if the file holds one.
+    /// The cached (head, clock reading), if the file holds one whose
+    /// checksum matches: a changed byte (a lower clock reading would let new
+    /// events sort before old ones) means "reread", like no cache at all.
     fn load_clock(&self) -> Option<(ObjectId, codec::Timestamp)> {
         let text = std::fs::read_to_string(self.clock_file()).ok()?;
-        let mut parts = text.split_whitespace();
+        let (line, sum) = text.trim_end().rsplit_once(' ')?;
+        if sum != clock_checksum(line) {
+            return None;
+        }
+        let mut parts = line.split(' ');
         let commit = ObjectId::from_hex(parts.next()?.as_bytes()).ok()?;
         let millis = parts.next()?.parse().ok()?;
         let counter = parts.next()?.parse().ok()?;
@@ -199,6 +206,11 @@ impl Log {
     pub fn wal(&self) -> &wal::WalManager {
         &self.wal
     }
+}
+
+/// The clock cache line's checksum: 16 hex digits of its BLAKE2b-256.
+fn clock_checksum(line: &str) -> String {
+    codec::to_hex(&codec::blake2b256(&[b"larder clock cache\0", line.as_bytes()])[..8])
 }
 
 /// `<git dir>/larder/<namespace>/<log>`: where a log's derived state

@@ -88,7 +88,7 @@ fn the_clock_cache_is_written_and_a_lost_position_means_reread() {
         cache.display()
     );
     let text = std::fs::read_to_string(&cache).expect("the clock cache is written");
-    assert!(text.split_whitespace().count() == 3, "{text}");
+    assert!(text.split_whitespace().count() == 4, "{text}");
     // A position pruned from the object store (git gc after a rewrite),
     // and one that is a real commit outside the log's history: both are
     // a reread, never an error, and causality still holds.
@@ -98,7 +98,7 @@ fn the_clock_cache_is_written_and_a_lost_position_means_reread() {
         "0123456789abcdef0123456789abcdef01234567".to_string(),
         foreign.to_string(),
     ] {
-        std::fs::write(&cache, format!("{position} 1 0\n")).unwrap();
+        std::fs::write(&cache, cache_line(&format!("{position} 1 0"))).unwrap();
         let next = log.append("n", &3).unwrap();
         let events = log.events().unwrap();
         assert_eq!(events.last().unwrap().kind(), "n");
@@ -116,6 +116,39 @@ fn the_clock_cache_is_written_and_a_lost_position_means_reread() {
     // A torn or garbage cache is a reread too.
     std::fs::write(&cache, "garbage").unwrap();
     log.append("n", &4).unwrap();
+}
+
+/// A clock cache line as larder writes it: the fields, then a checksum.
+fn cache_line(line: &str) -> String {
+    let sum = larder::codec::blake2b256(&[b"larder clock cache\0", line.as_bytes()]);
+    format!("{line} {}\n", larder::codec::to_hex(&sum[..8]))
+}
+
+#[test]
+fn a_corrupted_clock_cache_cannot_lower_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let ahead = ManualClock::new(1_000_000_100_000);
+    let writer = Larder::init(dir.path())
+        .unwrap()
+        .with_clock(Arc::new(ahead));
+    let log = writer.log("c").unwrap();
+    log.append("a", &1).unwrap();
+    log.append("a", &2).unwrap();
+    // Flip the cached reading down to 1 ms, keeping the old checksum: the
+    // head still matches, so without a check nothing would be reread.
+    let cache = log.clock_file();
+    let text = std::fs::read_to_string(&cache).unwrap();
+    let mut parts: Vec<&str> = text.split_whitespace().collect();
+    parts[1] = "1";
+    std::fs::write(&cache, parts.join(" ") + "\n").unwrap();
+    // A process whose wall clock is 100 s behind appends: causality says
+    // its event still sorts after everything the log holds.
+    let behind = Larder::open(dir.path())
+        .unwrap()
+        .with_clock(Arc::new(ManualClock::new(1_000_000_000_000)));
+    behind.log("c").unwrap().append("b", &3).unwrap();
+    let events = behind.log("c").unwrap().events().unwrap();
+    assert_eq!(events.last().unwrap().kind(), "b", "{events:?}");
 }
 
 #[test]
