@@ -1,0 +1,829 @@
+//! [`Kv`]: the key-value store over one named log.
+
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use larder_codec::{ActorId, Envelope, Payload, Timestamp};
+use larder_crdt::{Clock, EventKey, Hlc, KV_DELETE, KV_SET, KvProjection, Projection, StateHash};
+use larder_git::ObjectId;
+use larder_snapshot::{SnapshotInfo, SnapshotManager};
+use larder_sync::{SyncManager, SyncReport};
+use larder_wal::{WalManager, commits_between};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::shown;
+use crate::state::KvState;
+use crate::store::{Fault, RawChange, Rebuilt, Record, Store, Tail, parse_event, state_of};
+use crate::{KvError, Result};
+
+/// The hybrid logical clock a replica shares between its logs (the facade's
+/// `Larder` passes its own, so key-value writes and other appends share
+/// one causal order).
+pub type SharedClock = Arc<Mutex<Hlc<Arc<dyn Clock>>>>;
+
+/// A key's version: the [`EventKey`] (HLC timestamp, actor, event id) of
+/// its last write — like etcd's `mod_revision`, but totally ordered across
+/// replicas, so it is also what last-writer-wins compares.
+pub type Version = EventKey;
+
+/// The longest key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// The log a store uses unless told otherwise.
+pub const DEFAULT_LOG: &str = "kv";
+
+/// How operations are ordered across replicas.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Consistency {
+    /// Writes commit locally (offline works) and replicas converge through
+    /// any remote; concurrent writes to one key resolve by last writer
+    /// wins on [`Version`]. See `docs/kv.md`.
+    #[default]
+    Eventual,
+    /// Every operation takes effect at one compare-and-swap of a chain ref
+    /// on `authority` (DESIGN.md, semantics 10). Planned: opening a store
+    /// in this mode returns [`KvError::NotImplemented`] today.
+    Linearizable {
+        /// The authoritative remote (git-config name, path or URL).
+        authority: String,
+    },
+}
+
+/// How a [`Kv`] behaves.
+#[derive(Clone, Debug)]
+pub struct KvOptions {
+    /// See [`Consistency`].
+    pub consistency: Consistency,
+    /// How often a [`Watch`] looks at the log's ref for writes of other
+    /// processes and syncs (it also wakes at once for this handle's writes).
+    pub poll_interval: Duration,
+}
+
+impl Default for KvOptions {
+    fn default() -> Self {
+        Self {
+            consistency: Consistency::Eventual,
+            poll_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A live key as read: its value and version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry<V> {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: V,
+    /// The version of the write that set it.
+    pub version: Version,
+}
+
+/// One write to a key: a set (`Some`) or a delete (`None`), with its
+/// version. What [`Kv::history`] lists and a [`Watch`] yields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change<V> {
+    /// The key.
+    pub key: String,
+    /// The value written, `None` for a delete.
+    pub value: Option<V>,
+    /// The write's version.
+    pub version: Version,
+}
+
+/// What [`Kv::compare_and_set`] expects the key to hold.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expect<V> {
+    /// The key is absent (never set, or deleted).
+    Absent,
+    /// The key holds this value (compared as canonical CBOR).
+    Value(V),
+    /// The key is live and its last write has this version.
+    Version(Version),
+}
+
+/// What [`Kv::compare_and_set`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cas<V> {
+    /// Whether the new value was written.
+    pub swapped: bool,
+    /// The key's entry afterwards (the new one if swapped, else the one
+    /// that did not match), `None` if absent.
+    pub current: Option<Entry<V>>,
+}
+
+/// A point in the log's past for [`Kv::get_at`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// As of a WAL commit: every write in its history, none after.
+    Commit(ObjectId),
+    /// As of a hybrid-logical-clock time (use `Timestamp::new(ms, u32::MAX)`
+    /// for a wall time): every write the log holds now whose timestamp is
+    /// at or before it.
+    Time(Timestamp),
+}
+
+/// Several writes committed atomically by [`Kv::write`]: one chunk, one
+/// commit — a reader, a sync or a crash sees all of them or none.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    ops: Vec<(&'static str, String, Payload)>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a set; the key and value are checked now (typed errors naming
+    /// the key).
+    pub fn set<V: Serialize + ?Sized>(&mut self, key: &str, value: &V) -> Result<&mut Self> {
+        let payload = set_payload(key, value)?;
+        self.ops.push((KV_SET, key.to_owned(), payload));
+        Ok(self)
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, key: &str) -> Result<&mut Self> {
+        check_key(key)?;
+        let payload = KvProjection::delete_payload(key).map_err(|e| KvError::Encode {
+            key: shown(key),
+            reason: e.to_string(),
+        })?;
+        self.ops.push((KV_DELETE, key.to_owned(), payload));
+        Ok(self)
+    }
+
+    /// How many writes the batch holds.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch holds no write.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Checks a key: 1 to [`MAX_KEY_LEN`] bytes, no control characters (they
+/// would break the CLI's line formats).
+fn check_key(key: &str) -> Result<()> {
+    let reason = if key.is_empty() {
+        Some("must not be empty".to_owned())
+    } else if key.len() > MAX_KEY_LEN {
+        Some(format!(
+            "{} bytes, longer than the maximum {MAX_KEY_LEN}",
+            key.len()
+        ))
+    } else if key.chars().any(char::is_control) {
+        Some("must not contain control characters".to_owned())
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(KvError::InvalidKey {
+            key: shown(key),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn set_payload<V: Serialize + ?Sized>(key: &str, value: &V) -> Result<Payload> {
+    check_key(key)?;
+    KvProjection::set_payload(key, &value).map_err(|e| KvError::Encode {
+        key: shown(key),
+        reason: e.to_string(),
+    })
+}
+
+fn decode<V: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<V> {
+    ciborium::from_reader(bytes).map_err(|e| KvError::Decode {
+        key: shown(key),
+        reason: e.to_string(),
+    })
+}
+
+fn entry_of<V: DeserializeOwned>(key: String, record: Record) -> Result<Option<Entry<V>>> {
+    match record.value {
+        Some(bytes) => Ok(Some(Entry {
+            value: decode(&key, &bytes)?,
+            key,
+            version: record.version,
+        })),
+        None => Ok(None),
+    }
+}
+
+fn change_of<V: DeserializeOwned>(key: String, record: Record) -> Result<Change<V>> {
+    Ok(Change {
+        value: match &record.value {
+            Some(bytes) => Some(decode(&key, bytes)?),
+            None => None,
+        },
+        key,
+        version: record.version,
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A replicated key-value store over one named log; see the crate docs.
+///
+/// Cheap to clone; clones share one view and one write lock, and may be
+/// used from any thread.
+#[derive(Clone)]
+pub struct Kv {
+    core: Arc<Core>,
+}
+
+impl std::fmt::Debug for Kv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kv")
+            .field("log", &self.core.log)
+            .field("actor", &self.core.actor)
+            .finish()
+    }
+}
+
+struct Core {
+    inner: Mutex<Inner>,
+    actor: ActorId,
+    clock: SharedClock,
+    options: KvOptions,
+    log: String,
+    watchers: Mutex<Vec<Watcher>>,
+}
+
+struct Watcher {
+    prefix: String,
+    tx: Sender<RawChange>,
+}
+
+struct Inner {
+    wal: WalManager,
+    snapshots: SnapshotManager,
+    store: Store,
+}
+
+impl Inner {
+    /// Runs a read on the view; a fault heals the view and retries once.
+    fn read<T>(&mut self, f: impl Fn(&Store) -> std::result::Result<T, Fault>) -> Result<T> {
+        match f(&self.store) {
+            Ok(v) => Ok(v),
+            Err(fault) => {
+                self.store.heal(&self.wal, &self.snapshots, fault)?;
+                f(&self.store).map_err(|fault| KvError::View {
+                    path: self.store.path().display().to_string(),
+                    reason: fault,
+                })
+            }
+        }
+    }
+
+    /// Folds what the log gained since the view's position (this handle's
+    /// writes, other processes' appends, merged syncs), moving the clock
+    /// past every new event and telling watchers what took effect.
+    fn catch_up(&mut self, core: &Core) -> Result<usize> {
+        match self.store.tail(&self.wal)? {
+            Tail::UpToDate => Ok(0),
+            Tail::Gone => {
+                let cause = format!(
+                    "its position {} is no longer in the log",
+                    self.store
+                        .position
+                        .map(|p| p.to_string())
+                        .unwrap_or_default()
+                );
+                self.store.heal(&self.wal, &self.snapshots, cause)?;
+                Ok(0)
+            }
+            Tail::New(head, events) => {
+                {
+                    let mut clock = lock(&core.clock);
+                    for e in &events {
+                        // Beyond the drift bound: not adopted, never blocking.
+                        let _ = clock.observe(e.timestamp(), e.actor().as_str());
+                    }
+                }
+                match self.store.apply(&events, Some(head)) {
+                    Ok(changes) => {
+                        let n = changes.len();
+                        core.broadcast(changes);
+                        Ok(n)
+                    }
+                    Err(fault) => {
+                        self.store.heal(&self.wal, &self.snapshots, fault)?;
+                        Ok(0)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stamps and appends `ops` as one commit, then folds it into the view.
+    /// Once the commit is on the ref the write has happened: a failure to
+    /// fold it is a warning (the next operation catches up), never an error.
+    fn append(
+        &mut self,
+        core: &Core,
+        ops: &[(&'static str, String, Payload)],
+    ) -> Result<Vec<Version>> {
+        if ops.is_empty() {
+            return Err(KvError::EmptyBatch);
+        }
+        self.catch_up(core)?;
+        let mut envelopes = Vec::with_capacity(ops.len());
+        {
+            let mut clock = lock(&core.clock);
+            for (kind, _, payload) in ops {
+                envelopes.push(Envelope::new(
+                    core.actor.clone(),
+                    clock.now()?,
+                    *kind,
+                    payload.clone(),
+                )?);
+            }
+        }
+        let done = self.wal.append_committed(&envelopes)?;
+        if let Some(e) = &done.after_commit {
+            tracing::warn!(log = %self.wal.ref_name(), commit = %done.commit, error = %e,
+                "key-value write committed, then failed");
+        }
+        if let Err(e) = self.catch_up(core) {
+            tracing::warn!(log = %self.wal.ref_name(), error = %e,
+                "key-value write committed; folding it into the view failed (retried on next use)");
+        }
+        Ok(envelopes.iter().map(EventKey::of).collect())
+    }
+}
+
+impl Core {
+    fn broadcast(&self, changes: Vec<RawChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut watchers = lock(&self.watchers);
+        watchers.retain(|w| {
+            changes
+                .iter()
+                .filter(|c| c.key.starts_with(&w.prefix))
+                .all(|c| w.tx.send(c.clone()).is_ok())
+        });
+    }
+}
+
+impl Kv {
+    /// Opens the store over `wal`, writing as `actor` with `clock`.
+    ///
+    /// The view (`<git dir>/larder/<namespace>/<log>/kv.redb`) is opened
+    /// and caught up with the log: from its stored position when that
+    /// checks out, else rebuilt (newest snapshot + WAL tail) with a
+    /// warning. When another process holds the file, this handle keeps an
+    /// in-memory view instead (rebuilt on open). The clock moves past
+    /// every event the view holds, so a write sorts after all of them.
+    pub fn open(
+        wal: WalManager,
+        actor: ActorId,
+        clock: SharedClock,
+        options: KvOptions,
+    ) -> Result<Self> {
+        if let Consistency::Linearizable { authority } = &options.consistency {
+            return Err(KvError::NotImplemented {
+                authority: authority.clone(),
+            });
+        }
+        let snapshots = SnapshotManager::new(wal.clone());
+        let path = Self::path_for(&wal);
+        let store = Store::open(path, &wal, &snapshots)?;
+        if let Some(f) = &store.frontier {
+            let _ = lock(&clock).observe(f.timestamp, f.actor.as_str());
+        }
+        let core = Core {
+            log: wal.log().to_owned(),
+            inner: Mutex::new(Inner {
+                wal,
+                snapshots,
+                store,
+            }),
+            actor,
+            clock,
+            options,
+            watchers: Mutex::new(Vec::new()),
+        };
+        let kv = Self {
+            core: Arc::new(core),
+        };
+        kv.refresh()?;
+        Ok(kv)
+    }
+
+    /// The view file of `wal`'s log.
+    pub fn path_for(wal: &WalManager) -> PathBuf {
+        wal.repo()
+            .git_dir()
+            .join("larder")
+            .join(&wal.options().namespace)
+            .join(wal.log())
+            .join("kv.redb")
+    }
+
+    /// The view file (even when this handle keeps its view in memory).
+    pub fn path(&self) -> PathBuf {
+        lock(&self.core.inner).store.path().to_path_buf()
+    }
+
+    /// The log's name.
+    pub fn log(&self) -> &str {
+        &self.core.log
+    }
+
+    /// The actor this store writes as.
+    pub fn actor(&self) -> &ActorId {
+        &self.core.actor
+    }
+
+    /// Whether this handle's view lives in memory because another process
+    /// holds the file.
+    pub fn in_memory(&self) -> bool {
+        lock(&self.core.inner).store.in_memory()
+    }
+
+    /// The last time the view was rebuilt instead of caught up, and why
+    /// (`cause` is `None` for a fresh file or [`Kv::rebuild`]).
+    pub fn rebuilt(&self) -> Option<Rebuilt> {
+        lock(&self.core.inner).store.rebuilt.clone()
+    }
+
+    /// The WAL commit the view reflects.
+    pub fn position(&self) -> Option<ObjectId> {
+        lock(&self.core.inner).store.position
+    }
+
+    /// Folds what the log gained since the view last looked (other
+    /// processes' appends; syncs by other handles) and returns how many
+    /// writes took effect. Writes, syncs and watches do this themselves;
+    /// reads do not (a read is one point lookup), so call it before
+    /// reading when another process may have written.
+    pub fn refresh(&self) -> Result<usize> {
+        lock(&self.core.inner).catch_up(&self.core)
+    }
+
+    /// Sets `key` to `value`; returns the write's version.
+    pub fn set<V: Serialize + ?Sized>(&self, key: &str, value: &V) -> Result<Version> {
+        let mut batch = Batch::new();
+        batch.set(key, value)?;
+        self.single(batch)
+    }
+
+    /// Deletes `key` (a tombstone with a version, so an older write merged
+    /// later does not bring the key back); returns the write's version.
+    pub fn delete(&self, key: &str) -> Result<Version> {
+        let mut batch = Batch::new();
+        batch.delete(key)?;
+        self.single(batch)
+    }
+
+    fn single(&self, batch: Batch) -> Result<Version> {
+        self.write(batch)?.pop().ok_or(KvError::EmptyBatch)
+    }
+
+    /// Commits every write of `batch` atomically (one chunk, one commit);
+    /// returns their versions in batch order. Later writes of one key in
+    /// the batch win.
+    pub fn write(&self, batch: Batch) -> Result<Vec<Version>> {
+        lock(&self.core.inner).append(&self.core, &batch.ops)
+    }
+
+    /// The value and version of `key`, `None` if absent: one point read of
+    /// the view (see [`Kv::refresh`]).
+    pub fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<Entry<V>>> {
+        check_key(key)?;
+        let record = lock(&self.core.inner).read(|s| s.get(key))?;
+        match record {
+            Some(r) => entry_of(key.to_owned(), r),
+            None => Ok(None),
+        }
+    }
+
+    /// Live entries whose key starts with `prefix`, in key order.
+    pub fn scan<V: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<Entry<V>>> {
+        let records = lock(&self.core.inner).read(|s| {
+            s.range(
+                (Bound::Included(prefix), Bound::Unbounded),
+                &|k| k.starts_with(prefix),
+                false,
+            )
+        })?;
+        records
+            .into_iter()
+            .filter_map(|(k, r)| entry_of(k, r).transpose())
+            .collect()
+    }
+
+    /// Live entries with keys in `range` (e.g. `"a".."m"`), in key order.
+    pub fn range<'a, V: DeserializeOwned>(
+        &self,
+        range: impl RangeBounds<&'a str>,
+    ) -> Result<Vec<Entry<V>>> {
+        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+        let records = lock(&self.core.inner).read(|s| s.range(bounds, &|_| true, false))?;
+        records
+            .into_iter()
+            .filter_map(|(k, r)| entry_of(k, r).transpose())
+            .collect()
+    }
+
+    /// Writes `new` if `key` matches `expect`, atomically with respect to
+    /// every handle of this process (one lock around check and append; the
+    /// view is caught up with the log first, so other processes' earlier
+    /// appends count). Across replicas — and processes racing between the
+    /// check and the append — eventual mode cannot exclude a concurrent
+    /// write: both may succeed, and last writer wins after sync
+    /// (`docs/kv.md`).
+    pub fn compare_and_set<V: Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        expect: Expect<V>,
+        new: &V,
+    ) -> Result<Cas<V>> {
+        let payload = set_payload(key, new)?;
+        let expected_bytes = match &expect {
+            Expect::Value(v) => Some(
+                Payload::from_serde(v)
+                    .map_err(|e| KvError::Encode {
+                        key: shown(key),
+                        reason: e.to_string(),
+                    })?
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            _ => None,
+        };
+        let mut inner = lock(&self.core.inner);
+        inner.catch_up(&self.core)?;
+        let current = inner.read(|s| s.get(key))?;
+        let live = current.as_ref().filter(|r| r.value.is_some());
+        let matches = match &expect {
+            Expect::Absent => live.is_none(),
+            Expect::Value(_) => live.and_then(|r| r.value.as_ref()) == expected_bytes.as_ref(),
+            Expect::Version(v) => live.is_some_and(|r| r.version == *v),
+        };
+        if matches {
+            inner.append(&self.core, &[(KV_SET, key.to_owned(), payload)])?;
+        }
+        let now = inner.read(|s| s.get(key))?;
+        Ok(Cas {
+            swapped: matches,
+            current: match now {
+                Some(r) => entry_of(key.to_owned(), r)?,
+                None => None,
+            },
+        })
+    }
+
+    /// Every write of `key` the log holds, oldest first (in the total
+    /// order). Reads the whole log: O(log), meant for inspection.
+    pub fn history<V: DeserializeOwned>(&self, key: &str) -> Result<Vec<Change<V>>> {
+        check_key(key)?;
+        let inner = lock(&self.core.inner);
+        let mut records: Vec<Record> = Vec::new();
+        for e in inner.wal.events_since(None)? {
+            if let Some((k, r)) = parse_event(&e?)
+                && k == key
+            {
+                records.push(r);
+            }
+        }
+        drop(inner);
+        records.sort_by(|a, b| a.version.cmp(&b.version));
+        records.dedup_by(|a, b| a.version == b.version);
+        records
+            .into_iter()
+            .map(|r| change_of(key.to_owned(), r))
+            .collect()
+    }
+
+    /// The entry of `key` as of a WAL commit or an HLC time, replayed from
+    /// the log — from the newest snapshot that precedes it when there is
+    /// one (its stored state, then only the commits after it).
+    pub fn get_at<V: DeserializeOwned>(&self, key: &str, at: At) -> Result<Option<Entry<V>>> {
+        check_key(key)?;
+        let inner = lock(&self.core.inner);
+        let wal = &inner.wal;
+        let Some(head) = wal.head()? else {
+            return match at {
+                At::Commit(c) => Err(KvError::NotInLog {
+                    at: c.to_string(),
+                    log: wal.ref_name().into(),
+                }),
+                At::Time(_) => Ok(None),
+            };
+        };
+        let (tip, cutoff) = match at {
+            At::Commit(c) => {
+                if wal.repo().read_commit(c).is_err() || !wal.is_ancestor(c, head)? {
+                    return Err(KvError::NotInLog {
+                        at: c.to_string(),
+                        log: wal.ref_name().into(),
+                    });
+                }
+                (c, None)
+            }
+            At::Time(t) => (head, Some(t)),
+        };
+        let mut best: Option<Record> = None;
+        let mut consider = |r: Record| {
+            if best.as_ref().is_none_or(|b| r.version > b.version) {
+                best = Some(r);
+            }
+        };
+        let mut base = None;
+        for snapshot in inner.snapshots.list()?.into_iter().flatten() {
+            let Ok(snap_head) = snapshot.wal_head() else {
+                continue;
+            };
+            let covered = snapshot
+                .meta
+                .frontier
+                .as_ref()
+                .is_none_or(|f| cutoff.is_none_or(|t| f.timestamp <= t));
+            if !covered || !wal.is_ancestor(snap_head, tip).unwrap_or(false) {
+                continue;
+            }
+            let Ok(Some(state)) = inner.snapshots.read_state::<KvState>(&snapshot) else {
+                continue;
+            };
+            if let Some((version, value)) = state.get(key) {
+                consider(Record {
+                    version,
+                    value: value.map(|p| p.as_bytes().to_vec()),
+                });
+            }
+            base = Some(snap_head);
+            break;
+        }
+        for c in commits_between(wal.repo(), tip, base, wal.ref_name())? {
+            for e in c?.events {
+                if cutoff.is_some_and(|t| e.timestamp() > t) {
+                    continue;
+                }
+                if let Some((k, r)) = parse_event(&e)
+                    && k == key
+                {
+                    consider(r);
+                }
+            }
+        }
+        drop(inner);
+        match best {
+            Some(r) => entry_of(key.to_owned(), r),
+            None => Ok(None),
+        }
+    }
+
+    /// A stream of the writes that take effect on keys starting with
+    /// `prefix` from now on: this handle's writes, other processes'
+    /// appends and merged syncs (found by polling the log's ref every
+    /// [`KvOptions::poll_interval`]). Writes that lose to a newer version
+    /// already held are not reported.
+    pub fn watch<V: DeserializeOwned>(&self, prefix: &str) -> Result<Watch<V>> {
+        self.refresh()?;
+        let (tx, rx) = mpsc::channel();
+        lock(&self.core.watchers).push(Watcher {
+            prefix: prefix.to_owned(),
+            tx,
+        });
+        Ok(Watch {
+            kv: self.clone(),
+            rx,
+            _value: PhantomData,
+        })
+    }
+
+    /// Pulls from and pushes to `remote` (git-config name, path or URL),
+    /// then folds what arrived. Replicas converge by last writer wins.
+    pub fn sync(&self, remote: &str) -> Result<SyncReport> {
+        self.transfer(remote, SyncManager::sync)
+    }
+
+    /// Pulls from `remote`, then folds what arrived.
+    pub fn pull(&self, remote: &str) -> Result<SyncReport> {
+        self.transfer(remote, SyncManager::pull)
+    }
+
+    /// Pushes this replica's log to `remote`.
+    pub fn push(&self, remote: &str) -> Result<SyncReport> {
+        self.transfer(remote, SyncManager::push)
+    }
+
+    fn transfer(
+        &self,
+        remote: &str,
+        op: impl FnOnce(&SyncManager) -> larder_sync::Result<SyncReport>,
+    ) -> Result<SyncReport> {
+        let mut inner = lock(&self.core.inner);
+        let manager = SyncManager::new(inner.wal.clone(), self.core.actor.clone(), remote)?;
+        let report = op(&manager)?;
+        inner.catch_up(&self.core)?;
+        Ok(report)
+    }
+
+    /// Writes a snapshot of the log with the key-value state (the same
+    /// state `KvProjection` stores), so a rebuild is snapshot + tail.
+    pub fn snapshot(&self) -> Result<SnapshotInfo> {
+        let inner = lock(&self.core.inner);
+        Ok(inner.snapshots.create_with::<KvProjection>()?)
+    }
+
+    /// Rebuilds the view from the newest snapshot plus the WAL tail.
+    pub fn rebuild(&self) -> Result<Rebuilt> {
+        let mut inner = lock(&self.core.inner);
+        let Inner {
+            wal,
+            snapshots,
+            store,
+        } = &mut *inner;
+        store.rebuild(wal, snapshots, None)?;
+        Ok(store.rebuilt.clone().unwrap_or_default())
+    }
+
+    /// The hash of the view's contents (tombstones included): equal to
+    /// `KvProjection` folded over the same log, and equal on two replicas
+    /// exactly when they hold the same state.
+    pub fn state_hash(&self) -> Result<StateHash> {
+        let records = lock(&self.core.inner).read(Store::all)?;
+        let state = state_of(records).map_err(|reason| KvError::View {
+            path: self.path().display().to_string(),
+            reason,
+        })?;
+        Ok(state.state_hash())
+    }
+
+    /// The number of live keys (a full scan of the view).
+    pub fn len(&self) -> Result<usize> {
+        let records = lock(&self.core.inner)
+            .read(|s| s.range((Bound::Unbounded, Bound::Unbounded), &|_| true, false))?;
+        Ok(records.len())
+    }
+
+    /// Whether no key is live.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// A stream of writes that took effect (see [`Kv::watch`]). As an
+/// iterator it blocks until the next change; [`Watch::next_timeout`]
+/// bounds the wait.
+pub struct Watch<V> {
+    kv: Kv,
+    rx: Receiver<RawChange>,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V: DeserializeOwned> Watch<V> {
+    /// The next change, or `None` after `timeout` without one.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Change<V>>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(raw) = self.rx.try_recv() {
+                return change_of(raw.key, raw.record).map(Some);
+            }
+            self.kv.refresh()?;
+            if let Ok(raw) = self.rx.try_recv() {
+                return change_of(raw.key, raw.record).map(Some);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let wait = self.kv.core.options.poll_interval.min(deadline - now);
+            if let Ok(raw) = self.rx.recv_timeout(wait) {
+                return change_of(raw.key, raw.record).map(Some);
+            }
+        }
+    }
+}
+
+impl<V: DeserializeOwned> Iterator for Watch<V> {
+    type Item = Result<Change<V>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_timeout(Duration::from_secs(3600)) {
+                Ok(Some(c)) => return Some(Ok(c)),
+                Ok(None) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
