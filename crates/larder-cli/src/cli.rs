@@ -39,24 +39,53 @@ pub enum Command {
         /// The event kind.
         #[arg(long, default_value = "event")]
         kind: String,
-        /// The event's data as JSON.
-        #[arg(long, conflicts_with = "stdin", required_unless_present = "stdin")]
+        /// The event's data as JSON (integers must fit in 64 bits; keys
+        /// must be unique).
+        #[arg(
+            long,
+            conflicts_with = "stdin",
+            required_unless_present = "stdin",
+            allow_hyphen_values = true
+        )]
         data: Option<String>,
         /// Read one JSON event per line from standard input.
         #[arg(long)]
         stdin: bool,
     },
-    /// Print a log's events in the total order.
+    /// Print a log's events, newest first (like `git log`).
+    #[command(
+        after_help = "REV is a commit id (abbreviated or full) or a revspec such as \
+refs/larder/issues/wal~3; DATE is YYYY-MM-DD (midnight UTC) or RFC 3339. \
+The global --actor filters events by actor here: reading writes nothing."
+    )]
     Log {
         /// The log's name.
-        #[arg(long)]
-        log: String,
-        /// Only events appended after this WAL commit.
-        #[arg(long)]
+        #[arg(
+            value_name = "LOG",
+            required_unless_present = "log",
+            conflicts_with = "log"
+        )]
+        name: Option<String>,
+        /// The log's name (same as the positional LOG).
+        #[arg(long, value_name = "LOG")]
+        log: Option<String>,
+        /// Only events after REV (commits not in its history), or at or
+        /// after DATE.
+        #[arg(long, value_name = "REV|DATE")]
         since: Option<String>,
-        /// At most this many events.
+        /// Only events up to REV (commits in its history), or at or
+        /// before DATE.
+        #[arg(long, value_name = "REV|DATE")]
+        until: Option<String>,
+        /// Only events of this kind.
         #[arg(long)]
+        kind: Option<String>,
+        /// At most this many events (the newest, or the oldest with --reverse).
+        #[arg(short = 'n', long, visible_alias = "max-count", value_name = "N")]
         limit: Option<usize>,
+        /// Oldest first.
+        #[arg(long)]
+        reverse: bool,
     },
     /// Check every object of a log; exit 1 and list the bad ones if any.
     Verify {
@@ -91,7 +120,7 @@ pub enum Command {
         #[arg(long, default_value = "origin")]
         remote: String,
     },
-    /// Create, list or garbage-collect snapshots.
+    /// Create, list, show or garbage-collect snapshots.
     Snapshot {
         #[command(subcommand)]
         action: SnapshotAction,
@@ -115,10 +144,30 @@ pub enum Command {
         #[arg(long)]
         log: Option<String>,
     },
+    /// Logs, heads, what is unpushed per remote, view freshness (no network).
+    Status,
+    /// Print a shell completion script (e.g. `larder completions bash >
+    /// /etc/bash_completion.d/larder`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages into DIR (used by `cargo xtask man`).
+    #[command(name = "__man", hide = true)]
+    Man {
+        /// Where to write larder.1 and one page per command.
+        dir: PathBuf,
+    },
     /// Print this replica's actor id on one line (`--json`: with its source).
     Whoami,
     /// Show larder end to end in a temporary directory.
-    Demo,
+    Demo {
+        /// Create the repositories in DIR (new or empty) and leave them
+        /// there for inspection.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,11 +178,20 @@ pub enum SnapshotAction {
         #[arg(long)]
         log: String,
     },
-    /// List snapshots, newest first.
+    /// List snapshots, newest first (exit 1 after the listing if some are
+    /// malformed).
     List {
         /// The log's name.
         #[arg(long)]
         log: String,
+    },
+    /// Show one snapshot: what it covers and what it holds.
+    Show {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// The snapshot's name, as `snapshot list` prints it.
+        name: String,
     },
     /// Delete all but the newest N snapshots.
     Gc {
@@ -189,7 +247,22 @@ pub enum LockAction {
         #[arg(long)]
         remote: Option<String>,
     },
-    /// List every lock.
+    /// Show one lock: holder, token, expiry (exit 0 whether held or free).
+    Check {
+        /// The resource.
+        resource: String,
+        /// Authority remote.
+        #[arg(long)]
+        remote: Option<String>,
+    },
+    /// Trim the history of every free or long-expired lock to one commit
+    /// that keeps its token (tokens stay monotonic); prints how many.
+    Gc {
+        /// Authority remote.
+        #[arg(long)]
+        remote: Option<String>,
+    },
+    /// List every lock (exit 1 after the listing if some are malformed).
     List {
         /// Authority remote.
         #[arg(long)]

@@ -12,7 +12,7 @@ mod output;
 use cli::{Cli, Command};
 use commands::Ctx;
 use commands::sync::Direction;
-use output::Output;
+use output::{CliError, Output};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,16 +22,32 @@ fn main() -> ExitCode {
         out: Output::new(cli.json),
     };
     let result = match &cli.command {
-        Command::Init { bare } => commands::init::run(&ctx, *bare),
+        Command::Init { bare } => commands::init::run(&ctx, *bare).map_err(CliError::from),
         Command::Append {
             log,
             kind,
             data,
             stdin,
         } => commands::append::run(&ctx, log, kind, data.as_deref(), *stdin),
-        Command::Log { log, since, limit } => {
-            commands::log::run(&ctx, log, since.as_deref(), *limit)
-        }
+        Command::Log {
+            name,
+            log,
+            since,
+            until,
+            kind,
+            limit,
+            reverse,
+        } => commands::log::run(
+            &ctx,
+            &commands::log::LogArgs {
+                log: name.as_deref().or(log.as_deref()).unwrap_or_default(),
+                since: since.as_deref(),
+                until: until.as_deref(),
+                kind: kind.as_deref(),
+                limit: *limit,
+                reverse: *reverse,
+            },
+        ),
         Command::Verify { log } => commands::verify::run(&ctx, log),
         Command::Sync { log, remote } => commands::sync::run(&ctx, log, remote, Direction::Both),
         Command::Pull { log, remote } => commands::sync::run(&ctx, log, remote, Direction::Pull),
@@ -40,8 +56,13 @@ fn main() -> ExitCode {
         Command::Lock { action } => commands::lock::run(&ctx, action),
         Command::Stats { log } => commands::stats::run(&ctx, log),
         Command::Compact { log } => commands::compact::run(&ctx, log.as_deref()),
-        Command::Whoami => commands::whoami::run(&ctx),
-        Command::Demo => commands::demo::run(ctx.out.json()).map(|()| ExitCode::SUCCESS),
+        Command::Status => commands::status::run(&ctx),
+        Command::Completions { shell } => commands::man::completions(*shell),
+        Command::Man { dir } => commands::man::man(dir),
+        Command::Whoami => commands::whoami::run(&ctx).map_err(CliError::from),
+        Command::Demo { keep } => {
+            commands::demo::run(ctx.out.json(), keep.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
     };
     result.unwrap_or_else(|e| ctx.out.error(&e))
 }

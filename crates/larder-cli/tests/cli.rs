@@ -62,7 +62,11 @@ fn init_append_log_verify_round_trip() {
         .unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
 
-    let out = larder(dir.path(), &["--json", "log", "--log", "issues"]);
+    // Oldest first with --reverse (newest first is the default, as in git).
+    let out = larder(
+        dir.path(),
+        &["--json", "log", "--log", "issues", "--reverse"],
+    );
     let lines: Vec<serde_json::Value> = stdout(&out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

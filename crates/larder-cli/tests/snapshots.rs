@@ -25,6 +25,10 @@ fn help_texts() {
         ("help_lock_acquire", vec!["lock", "acquire", "--help"]),
         ("help_snapshot", vec!["snapshot", "--help"]),
         ("help_sync", vec!["sync", "--help"]),
+        ("help_status", vec!["status", "--help"]),
+        ("help_snapshot_show", vec!["snapshot", "show", "--help"]),
+        ("help_completions", vec!["completions", "--help"]),
+        ("help_demo", vec!["demo", "--help"]),
     ] {
         insta::assert_snapshot!(name, larder(dir.path(), &args));
     }
@@ -45,6 +49,7 @@ fn redact(mut v: serde_json::Value) -> String {
         "name",
         "wal_head",
         "created_ms",
+        "time",
     ] {
         if let Some(field) = v.get_mut(key)
             && !field.is_null()
@@ -114,4 +119,45 @@ fn json_outputs() {
             &["--json", "snapshot", "gc", "--log", "kv", "--keep", "5"]
         )
     );
+}
+
+/// Text output through a pipe (not a terminal): results on stdout, and no
+/// progress on stderr at all.
+#[test]
+fn text_outputs_without_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    larder(dir.path(), &["init"]);
+    larder(
+        dir.path(),
+        &[
+            "append",
+            "--log",
+            "kv",
+            "--kind",
+            "kv.set",
+            "--data",
+            r#"["k", 1]"#,
+        ],
+    );
+    let mut shown = Vec::new();
+    for args in [
+        vec!["verify", "--log", "kv"],
+        vec!["stats", "--log", "kv"],
+        vec!["log", "nope"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+            .arg("-C")
+            .arg(dir.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        shown.push(format!(
+            "$ larder {}\n[exit {}]\nstdout: {}stderr: {}",
+            args.join(" "),
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    insta::assert_snapshot!("text_piped", shown.join("\n"));
 }

@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use larder::LarderError;
 use serde_json::json;
 
 use super::Ctx;
@@ -13,7 +12,7 @@ use crate::output::EXIT_FAILURE;
 /// default consolidation size into one; packs git keeps (`.keep`, named by
 /// a `multi-pack-index`) stay. Damaged packs are skipped, listed, and make
 /// the exit code 1.
-pub fn run(ctx: &Ctx, log: Option<&str>) -> Result<ExitCode, LarderError> {
+pub fn run(ctx: &Ctx, log: Option<&str>) -> super::CmdResult {
     let repo = match log {
         Some(log) => {
             let larder = ctx.open()?;
@@ -21,11 +20,17 @@ pub fn run(ctx: &Ctx, log: Option<&str>) -> Result<ExitCode, LarderError> {
             handle.wal().finish_maintenance();
             handle.wal().repo().clone()
         }
-        None => larder::git::GitRepo::open(&ctx.dir)?,
+        None => larder::git::GitRepo::open(&ctx.dir).map_err(larder::LarderError::from)?,
     };
     let packs_before = repo.pack_count()?;
     let max_size = larder::git::ConsolidationPolicy::default().max_size;
-    let done = repo.compact(max_size)?;
+    let done = ctx.out.with_progress(
+        &format!(
+            "compacting {} ({packs_before} packs)",
+            repo.git_dir().display()
+        ),
+        || repo.compact(max_size),
+    )?;
     let packs_after = repo.pack_count()?;
     let damaged: Vec<String> = done.damaged.iter().map(ToString::to_string).collect();
     ctx.out.emit(

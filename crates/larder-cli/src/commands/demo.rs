@@ -5,6 +5,8 @@ use larder::crdt::{KvProjection, Projection};
 use larder::{Larder, LarderError};
 use serde_json::json;
 
+use crate::output::CliError;
+
 fn say(json_mode: bool, step: &str, text: String, value: serde_json::Value) {
     if json_mode {
         println!("{}", json!({ "step": step, "detail": value }));
@@ -13,12 +15,44 @@ fn say(json_mode: bool, step: &str, text: String, value: serde_json::Value) {
     }
 }
 
-/// Runs the demo, printing each step.
-pub fn run(json_mode: bool) -> Result<(), LarderError> {
-    let tmp = tempfile::tempdir().map_err(|e| LarderError::Identity {
-        path: "temp dir".into(),
-        reason: e.to_string(),
-    })?;
+/// Where the demo runs: a temporary directory removed afterwards, or the
+/// `--keep` directory, left for inspection.
+enum Place {
+    Temp(tempfile::TempDir),
+    Kept(std::path::PathBuf),
+}
+
+impl Place {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Place::Temp(t) => t.path(),
+            Place::Kept(p) => p,
+        }
+    }
+}
+
+/// Runs the demo, printing each step; with `keep`, in that directory
+/// (which must be new or empty), left there afterwards.
+pub fn run(json_mode: bool, keep: Option<&std::path::Path>) -> Result<(), CliError> {
+    let tmp =
+        match keep {
+            Some(dir) => {
+                let fail = |e: std::io::Error| {
+                    CliError::Failed(format!("cannot use {} for the demo: {e}", dir.display()))
+                };
+                std::fs::create_dir_all(dir).map_err(fail)?;
+                if std::fs::read_dir(dir).map_err(fail)?.next().is_some() {
+                    return Err(CliError::usage(format!(
+                        "--keep {}: the directory is not empty; give a new or empty one",
+                        dir.display()
+                    )));
+                }
+                Place::Kept(std::path::absolute(dir).map_err(fail)?)
+            }
+            None => Place::Temp(tempfile::tempdir().map_err(|e| {
+                CliError::Failed(format!("cannot create a temporary directory: {e}"))
+            })?),
+        };
     let remote_path = tmp.path().join("remote.git");
     Larder::init_bare(&remote_path)?;
     let remote = remote_path.display().to_string();
@@ -85,10 +119,7 @@ pub fn run(json_mode: bool) -> Result<(), LarderError> {
         json!({ "alice_hash": ha.to_string(), "bob_hash": hb.to_string(), "equal": ha == hb, "colour": colour }),
     );
     if ha != hb {
-        return Err(LarderError::Identity {
-            path: "demo".into(),
-            reason: "replicas did not converge".into(),
-        });
+        return Err(CliError::Failed("demo: replicas did not converge".into()));
     }
 
     let snap = alice.snapshots("kv")?.create_with::<KvProjection>()?;
@@ -129,5 +160,17 @@ pub fn run(json_mode: bool) -> Result<(), LarderError> {
         ),
         json!({ "commits": report.commits, "events": report.events, "problems": report.problems.len() }),
     );
+    if let Place::Kept(dir) = &tmp {
+        say(
+            json_mode,
+            "kept",
+            format!(
+                "8. kept everything in {}: remote.git (bare), alice, bob — try `larder -C {}/alice log kv`",
+                dir.display(),
+                dir.display()
+            ),
+            json!({ "dir": dir.display().to_string() }),
+        );
+    }
     Ok(())
 }

@@ -4,15 +4,16 @@
 use std::process::ExitCode;
 
 use larder::LarderError;
-use larder::lock::{LockError, LockManager};
+use larder::lock::{LockError, LockInfo, LockManager};
 use serde_json::json;
 
-use super::Ctx;
+use super::{CmdResult, Ctx};
 use crate::cli::LockAction;
-use crate::output::EXIT_HELD;
+use crate::commands::log::rfc3339;
+use crate::output::{EXIT_FAILURE, EXIT_HELD};
 
 /// Runs a `lock` subcommand.
-pub fn run(ctx: &Ctx, action: &LockAction) -> Result<ExitCode, LarderError> {
+pub fn run(ctx: &Ctx, action: &LockAction) -> CmdResult {
     let larder = ctx.open()?;
     let manager = |remote: &Option<String>| match remote {
         Some(r) => larder.locks_on(r),
@@ -51,30 +52,61 @@ pub fn run(ctx: &Ctx, action: &LockAction) -> Result<ExitCode, LarderError> {
                 || format!("released {resource} (token {token})"),
             );
         }
+        LockAction::Check { resource, remote } => match manager(remote)?.check(resource)? {
+            Some(i) => emit_info(ctx, &i),
+            None => ctx.out.emit(
+                json!({ "resource": resource, "holder": null, "token": 0, "live": false }),
+                || format!("{resource} free (never taken)"),
+            ),
+        },
+        LockAction::Gc { remote } => {
+            let trimmed = manager(remote)?.gc()?;
+            ctx.out.emit(json!({ "trimmed": trimmed }), || {
+                format!(
+                    "trimmed {trimmed} free or expired lock(s) to one commit each (tokens kept)"
+                )
+            });
+        }
         LockAction::List { remote } => {
+            let mut bad = 0;
             for entry in manager(remote)?.list()? {
                 match entry {
-                    Ok(i) => ctx.out.emit(
-                        json!({ "resource": i.resource, "holder": i.holder, "token": i.token, "live": i.live, "expires_ms": i.expires_ms }),
-                        || {
-                            format!(
-                                "{} {} token {}{}",
-                                i.resource,
-                                i.holder.as_deref().unwrap_or("(free)"),
-                                i.token,
-                                if i.live { "" } else { " (not live)" }
-                            )
-                        },
-                    ),
-                    Err(e) => ctx.out.bad_entry(&e),
+                    Ok(i) => emit_info(ctx, &i),
+                    Err(e) => {
+                        bad += 1;
+                        ctx.out.bad_entry(&e);
+                    }
                 }
+            }
+            if bad > 0 {
+                return Ok(ExitCode::from(EXIT_FAILURE));
             }
         }
     }
     super::ok()
 }
 
-fn acquire(ctx: &Ctx, m: &LockManager, resource: &str, ttl: u64) -> Result<ExitCode, LarderError> {
+/// One lock's state, as `list` and `check` print it.
+fn emit_info(ctx: &Ctx, i: &LockInfo) {
+    ctx.out.emit(
+        json!({ "resource": i.resource, "holder": i.holder, "holder_id": i.holder_id, "token": i.token, "live": i.live, "expires_ms": i.expires_ms }),
+        || {
+            format!(
+                "{} {} token {}{}",
+                i.resource,
+                i.holder.as_deref().unwrap_or("(free)"),
+                i.token,
+                match (i.live, i.holder.is_some()) {
+                    (true, _) => format!(" until {}", rfc3339(i.expires_ms)),
+                    (false, true) => format!(" (expired {})", rfc3339(i.expires_ms)),
+                    (false, false) => String::new(),
+                }
+            )
+        },
+    );
+}
+
+fn acquire(ctx: &Ctx, m: &LockManager, resource: &str, ttl: u64) -> CmdResult {
     match m.acquire(resource, ttl) {
         Ok(lease) => {
             ctx.out.emit(
@@ -122,7 +154,7 @@ fn acquire(ctx: &Ctx, m: &LockManager, resource: &str, ttl: u64) -> Result<ExitC
             }
             Ok(ExitCode::from(EXIT_HELD))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(LarderError::from(e).into()),
     }
 }
 

@@ -1,12 +1,13 @@
 //! One module per command; each takes the shared [`Ctx`] and its own
 //! arguments and returns the exit code (or an error, which `main` renders).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use larder::{Larder, LarderError};
 
-use crate::output::Output;
+use crate::output::{CliError, Output};
 
 pub mod append;
 pub mod compact;
@@ -14,11 +15,22 @@ pub mod demo;
 pub mod init;
 pub mod lock;
 pub mod log;
+pub mod man;
 pub mod snapshot;
 pub mod stats;
+pub mod status;
 pub mod sync;
 pub mod verify;
 pub mod whoami;
+
+/// A command's result: its exit code, or the error `main` renders.
+pub type CmdResult = Result<ExitCode, CliError>;
+
+/// Names a log may not have: larder's own refs live beside the logs'
+/// (`refs/larder/locks/…` for locks; `heads`, `snapshots` and `wal` are the
+/// parts of a log's own refs), so a log named like them would be read as
+/// something else.
+pub const RESERVED_LOG_NAMES: &[&str] = &["locks", "heads", "snapshots", "wal"];
 
 /// What every command needs: where to run and how to print.
 pub struct Ctx {
@@ -52,13 +64,201 @@ impl Ctx {
         Ok(larder)
     }
 
-    /// The log `name`, which must exist: reading a misspelt log should say so.
-    pub fn existing_log(&self, larder: &Larder, name: &str) -> Result<larder::Log, LarderError> {
-        larder.existing_log(name)
+    /// The log `name`, which must exist: reading a misspelt log says so,
+    /// with a "did you mean" and, when a remote has it, the pull to run.
+    pub fn existing_log(&self, larder: &Larder, name: &str) -> Result<larder::Log, CliError> {
+        check_log_name(larder, name)?;
+        match larder.existing_log(name) {
+            Ok(log) => Ok(log),
+            Err(LarderError::NoSuchLog { .. }) => Err(no_such_log(larder, name, None)),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
-/// Success.
-pub fn ok() -> Result<ExitCode, LarderError> {
+/// Refuses a name that is reserved or that larder cannot store, naming
+/// the rule broken.
+pub fn check_log_name(larder: &Larder, name: &str) -> Result<(), CliError> {
+    if RESERVED_LOG_NAMES.contains(&name) {
+        return Err(CliError::usage(format!(
+            "invalid log name {name:?}: reserved for larder's own refs ({}); choose another name",
+            RESERVED_LOG_NAMES.join(", ")
+        )));
+    }
+    if let Err(e) = larder::wal::WalManager::new(larder.repo().clone(), name) {
+        return Err(CliError::usage(format!("{e}; choose another name")));
+    }
+    Ok(())
+}
+
+/// The "no such log" error for `name`: a suggestion by edit distance over
+/// the logs known here (local logs, logs staged from remotes, heads
+/// published in a hub), and the pull to run when a remote has it.
+/// `remote` narrows the message to a remote the command just asked.
+pub fn no_such_log(larder: &Larder, name: &str, remote: Option<&str>) -> CliError {
+    let known = known_logs(larder);
+    let mut msg = match remote {
+        Some(r) => format!("no log named {name:?} here or on remote {r}"),
+        None => format!("no log named {name:?} in this repository"),
+    };
+    if remote.is_none()
+        && let Some(r) = remote_with_log(larder, name)
+    {
+        msg.push_str(&format!(
+            "; remote {r} has it: run `larder pull --log {name} --remote {r}` first"
+        ));
+        return CliError::usage(msg);
+    }
+    match suggest(name, known.iter().map(String::as_str)) {
+        Some(s) => msg.push_str(&format!("; did you mean {s:?}?")),
+        None if known.is_empty() => msg.push_str("; there are no logs yet: append to one first"),
+        None => msg.push_str(&format!(
+            "; known logs: {}",
+            known.iter().cloned().collect::<Vec<_>>().join(", ")
+        )),
+    }
+    CliError::usage(msg)
+}
+
+/// Every log name this repository knows of: its logs, the logs of heads
+/// published in it (a hub), and the logs staged from remotes.
+pub fn known_logs(larder: &Larder) -> BTreeSet<String> {
+    let mut known: BTreeSet<String> = larder.logs().unwrap_or_default().into_iter().collect();
+    let refs = larder.repo().list_refs("refs/").unwrap_or_default();
+    for (r, _) in refs {
+        let rest = if let Some(rest) = r.strip_prefix("refs/larder/") {
+            rest
+        } else if let Some(rest) = r.strip_prefix("refs/remotes/") {
+            match rest.find("/larder/") {
+                Some(i) => &rest[i + "/larder/".len()..],
+                None => continue,
+            }
+        } else {
+            continue;
+        };
+        if let Some((log, _)) = rest.split_once("/heads/")
+            && !log.contains('/')
+            && !RESERVED_LOG_NAMES.contains(&log)
+        {
+            known.insert(log.to_owned());
+        }
+    }
+    known
+}
+
+/// A configured remote (git config `remote.<name>.url`) known to hold
+/// log `name`: from staging refs of an earlier fetch, or, for a remote on
+/// this file system, from its published heads. No network.
+pub fn remote_with_log(larder: &Larder, name: &str) -> Option<String> {
+    let staged = larder.repo().list_refs("refs/remotes/").ok()?;
+    let suffix = format!("/larder/{name}/heads/");
+    for (r, _) in &staged {
+        if let Some(rest) = r.strip_prefix("refs/remotes/")
+            && let Some(i) = rest.find(&suffix)
+        {
+            return Some(rest[..i].to_owned());
+        }
+    }
+    for remote in configured_remotes(larder) {
+        let Some(url) = remote_url(larder, &remote) else {
+            continue;
+        };
+        if url.contains("://") && !url.starts_with("file://") {
+            continue;
+        }
+        let path = url.strip_prefix("file://").unwrap_or(&url);
+        let path = if std::path::Path::new(path).is_relative() {
+            let git_dir = larder.repo().git_dir();
+            let base = match larder.repo().gix().workdir() {
+                Some(w) => w.to_path_buf(),
+                None => git_dir.to_path_buf(),
+            };
+            base.join(path)
+        } else {
+            PathBuf::from(path)
+        };
+        if let Ok(repo) = larder::git::GitRepo::open(&path)
+            && repo
+                .list_refs(&format!("refs/larder/{name}/"))
+                .is_ok_and(|refs| !refs.is_empty())
+        {
+            return Some(remote);
+        }
+    }
+    None
+}
+
+/// The names of the remotes in git config.
+pub fn configured_remotes(larder: &Larder) -> Vec<String> {
+    larder
+        .repo()
+        .gix()
+        .remote_names()
+        .into_iter()
+        .map(|n| n.to_string())
+        .collect()
+}
+
+/// `remote.<name>.url` from git config.
+pub fn remote_url(larder: &Larder, name: &str) -> Option<String> {
+    larder
+        .repo()
+        .gix()
+        .config_snapshot()
+        .string(format!("remote.{name}.url").as_str())
+        .map(|u| u.to_string())
+}
+
+/// The known name closest to `name` by edit distance, if close enough to
+/// be a likely typo: 1 edit for names of up to 3 characters, else a third
+/// of the length but at least 2.
+pub fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let len = name.chars().count();
+    let limit = if len <= 3 { 1 } else { (len / 3).max(2) };
+    known
+        .filter(|k| *k != name)
+        .map(|k| (edit_distance(name, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// Success (with any error type, for commands still returning
+/// [`LarderError`] as well as [`CmdResult`]).
+pub fn ok<E>() -> Result<ExitCode, E> {
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_are_close_names_only() {
+        let known = ["issues", "notes", "kv"];
+        assert_eq!(suggest("isues", known.iter().copied()), Some("issues"));
+        assert_eq!(suggest("note", known.iter().copied()), Some("notes"));
+        assert_eq!(suggest("isue", known.iter().copied()), Some("issues"));
+        assert_eq!(suggest("zzzzzz", known.iter().copied()), None);
+        assert_eq!(suggest("xy", known.iter().copied()), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 }

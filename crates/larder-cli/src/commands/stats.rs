@@ -1,23 +1,27 @@
 //! `larder stats --log L`: commits, events, actors, chunk bytes, snapshot
 //! coverage.
 
-use std::process::ExitCode;
-
-use larder::LarderError;
 use serde_json::json;
 
 use super::Ctx;
 
 /// Runs `stats`.
-pub fn run(ctx: &Ctx, log: &str) -> Result<ExitCode, LarderError> {
+pub fn run(ctx: &Ctx, log: &str) -> super::CmdResult {
     let larder = ctx.open()?;
     let handle = ctx.existing_log(&larder, log)?;
     let mut commits = 0u64;
     let mut events = 0u64;
     let mut actors = std::collections::BTreeSet::new();
     let mut bytes = 0u64;
-    for c in handle.wal().commits_since(None)? {
+    let walk = handle.wal().commits_since(None)?;
+    let progress = ctx.out.progress(
+        &format!("reading {log}"),
+        Some(walk.remaining() as u64),
+        "commits",
+    );
+    for c in walk {
         let c = c?;
+        progress.inc(1);
         commits += 1;
         events += c.events.len() as u64;
         for e in &c.events {
@@ -25,6 +29,7 @@ pub fn run(ctx: &Ctx, log: &str) -> Result<ExitCode, LarderError> {
         }
         bytes += c.chunk_bytes;
     }
+    progress.finish();
     let covered = larder
         .snapshots(log)?
         .latest()?

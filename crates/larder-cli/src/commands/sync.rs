@@ -1,13 +1,16 @@
 //! `larder sync | pull | push --log L [--remote R]`: exchange a log with a
 //! remote. Quarantined remote heads are named on stderr and give exit 4.
+//!
+//! A log that exists neither here nor on the remote is an error (exit 2)
+//! with a "did you mean"; a log only the remote has is simply fetched.
 
 use std::process::ExitCode;
 
-use larder::LarderError;
+use larder::sync::{SyncManager, SyncReport, Transport};
 use serde_json::json;
 
-use super::Ctx;
-use crate::output::EXIT_QUARANTINED;
+use super::{CmdResult, Ctx, check_log_name, no_such_log};
+use crate::output::{CliError, EXIT_QUARANTINED};
 
 /// Which half of a sync to run.
 #[derive(Clone, Copy, Debug)]
@@ -21,22 +24,43 @@ pub enum Direction {
 }
 
 /// Runs `sync`, `pull` or `push`.
-pub fn run(
-    ctx: &Ctx,
-    log: &str,
-    remote: &str,
-    direction: Direction,
-) -> Result<ExitCode, LarderError> {
+pub fn run(ctx: &Ctx, log: &str, remote: &str, direction: Direction) -> CmdResult {
     let larder = ctx.open()?;
+    check_log_name(&larder, log)?;
+    let existed = larder.log(log)?.wal().head()?.is_some();
+    if matches!(direction, Direction::Push) && !existed {
+        return Err(match no_such_log(&larder, log, None) {
+            CliError::Usage(m) => CliError::usage(format!("nothing to push: {m}")),
+            other => other,
+        });
+    }
     let sync = larder.sync(log, remote)?;
-    let report = ctx.out.with_progress(
-        &format!("syncing {log} with {remote}"),
-        || match direction {
-            Direction::Both => sync.sync(),
-            Direction::Pull => sync.pull(),
-            Direction::Push => sync.push(),
-        },
-    )?;
+    let progress = ctx
+        .out
+        .progress(&format!("syncing {log} with {remote}"), None, "");
+    let report = match direction {
+        Direction::Both => sync.pull().map_err(CliError::from).and_then(|pulled| {
+            let pushed = push_counted(&sync)?;
+            Ok(SyncReport {
+                commits_sent: pushed.commits_sent,
+                events_sent: pushed.events_sent,
+                objects_sent: pushed.objects_sent,
+                pushed: pushed.pushed,
+                retries: pulled.retries + pushed.retries,
+                new_head: sync.wal().head()?,
+                upkeep: pulled.upkeep.into_iter().chain(pushed.upkeep).collect(),
+                ..pulled
+            })
+        }),
+        Direction::Pull => sync.pull().map_err(CliError::from),
+        Direction::Push => push_counted(&sync),
+    };
+    progress.finish();
+    let report = report?;
+    if !existed && report.new_head.is_none() && report.heads_seen == 0 && report.rejected.is_empty()
+    {
+        return Err(no_such_log(&larder, log, Some(remote)));
+    }
     let head = report.new_head.map(|h| h.to_string()).unwrap_or_default();
     if !ctx.out.json() {
         for r in &report.rejected {
@@ -69,10 +93,42 @@ pub fn run(
         },
     );
     if report.rejected.is_empty() {
-        super::ok()
+        Ok(ExitCode::SUCCESS)
     } else {
         // Everything else was merged (and pushed): a distinct code so
         // scripts can tell "partly quarantined" from failure.
         Ok(ExitCode::from(EXIT_QUARANTINED))
     }
+}
+
+/// A push whose counts say what was sent. The file transport counts
+/// itself; a network push (the `git` binary) reports none, so the count is
+/// the commits after our head as the remote last showed it — the staging
+/// ref of our own head, which the pull before it refreshed (for a `push`
+/// alone, as the last pull saw it; without one, the whole log).
+fn push_counted(sync: &SyncManager) -> Result<SyncReport, CliError> {
+    let before = match sync.transport() {
+        Transport::Network(_) => {
+            let own = sync
+                .head_ref()
+                .rsplit('/')
+                .next()
+                .map(|actor| format!("{}{actor}", sync.staging_prefix()));
+            Some(match own {
+                Some(r) => sync.wal().repo().ref_target(&r)?,
+                None => None,
+            })
+        }
+        Transport::File(_) => None,
+    };
+    let mut report = sync.push()?;
+    if let (Some(base), true, Some(head)) = (before, report.pushed, report.new_head)
+        && report.commits_sent == 0
+    {
+        let base = base.filter(|b| sync.wal().is_ancestor(*b, head).unwrap_or(false));
+        let (commits, events) = sync.wal().count_between(head, base)?;
+        report.commits_sent = commits;
+        report.events_sent = events;
+    }
+    Ok(report)
 }

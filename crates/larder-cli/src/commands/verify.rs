@@ -3,19 +3,21 @@
 
 use std::process::ExitCode;
 
-use larder::LarderError;
 use serde_json::json;
 
 use super::Ctx;
 use crate::output::EXIT_FAILURE;
 
 /// Runs `verify`.
-pub fn run(ctx: &Ctx, log: &str) -> Result<ExitCode, LarderError> {
+pub fn run(ctx: &Ctx, log: &str) -> super::CmdResult {
     let larder = ctx.open()?;
     let handle = ctx.existing_log(&larder, log)?;
+    let commits = handle.wal().commits_since(None)?.remaining();
     let report = ctx
         .out
-        .with_progress(&format!("verifying {log}"), || handle.wal().verify())?;
+        .with_progress(&format!("verifying {log} ({commits} commits)"), || {
+            handle.wal().verify()
+        })?;
     let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
     ctx.out.emit(
         json!({ "commits": report.commits, "events": report.events, "problems": problems }),
