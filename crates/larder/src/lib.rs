@@ -33,6 +33,7 @@ pub use log::{Committed, Log, ViewedLog};
 pub use larder_codec as codec;
 pub use larder_crdt as crdt;
 pub use larder_git as git;
+pub use larder_kv as kv;
 pub use larder_lock as lock;
 pub use larder_snapshot as snapshot;
 pub use larder_sync as sync;
@@ -69,6 +70,9 @@ pub enum LarderError {
     /// Locks.
     #[error(transparent)]
     Lock(#[from] Box<lock::LockError>),
+    /// The key-value store.
+    #[error(transparent)]
+    Kv(#[from] Box<kv::KvError>),
     /// A log that has no commits where one was required.
     #[error(
         "no log named {log} in this repository (known: {known}); append to it first or check the name"
@@ -98,7 +102,7 @@ macro_rules! boxed_from {
         }
     )*};
 }
-boxed_from!(wal::WalError => Wal, sync::SyncError => Sync, snapshot::SnapshotError => Snapshot, lock::LockError => Lock);
+boxed_from!(wal::WalError => Wal, sync::SyncError => Sync, snapshot::SnapshotError => Snapshot, lock::LockError => Lock, kv::KvError => Kv);
 
 /// Shorthand for results whose error is [`LarderError`].
 pub type Result<T, E = LarderError> = std::result::Result<T, E>;
@@ -291,6 +295,18 @@ impl Larder {
             self.log(name)?.wal,
             self.actor()?.clone(),
             remote,
+        )?)
+    }
+
+    /// The key-value store over log `name` ([`kv::DEFAULT_LOG`] is `kv`),
+    /// writing as this replica's actor with its hybrid logical clock, so
+    /// its writes sort after every event the replica holds.
+    pub fn kv(&self, name: &str) -> Result<kv::Kv> {
+        Ok(kv::Kv::open(
+            self.log(name)?.wal,
+            self.actor()?.clone(),
+            self.clock.clone(),
+            kv::KvOptions::default(),
         )?)
     }
 
