@@ -15,6 +15,53 @@ pub enum GitError {
         #[source]
         source: Box<gix::Error>,
     },
+    /// No repository contains the directory: nothing was found there or in
+    /// any parent (or `GIT_DIR` names none).
+    #[error(
+        "not a git repository (nor any parent): {path} ({reason}); run `larder init` there, or name the repository with -C <dir> or GIT_DIR"
+    )]
+    NotARepository {
+        /// The directory the search started from (or `GIT_DIR`).
+        path: String,
+        /// gix's reason.
+        reason: String,
+    },
+    /// A remote given as a path (or `file://` URL, or a configured remote
+    /// whose URL is one) names no repository.
+    #[error(
+        "remote {remote}: no git repository at {path}{}; give a path to a repository, a URL (ssh://, user@host:path, git://, http(s)://) or a remote from `git remote -v`",
+        if known.is_empty() { String::new() } else { format!(" and no configured remote by that name (configured: {})", known.join(", ")) }
+    )]
+    RemoteNotFound {
+        /// The remote as the caller gave it.
+        remote: String,
+        /// The absolute path looked at.
+        path: String,
+        /// The remotes configured in the repository, when `remote` could
+        /// have been meant as one of their names.
+        known: Vec<String>,
+    },
+    /// A remote larder cannot use: empty, or a URL scheme it has no
+    /// transport for (or one not compiled in).
+    #[error("remote {remote}: {reason}")]
+    UnsupportedRemote {
+        /// The remote as the caller gave it.
+        remote: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// A network remote could not be reached or refused the connection
+    /// (nothing listening, unknown host, the ssh command failed, no such
+    /// repository on the server, access denied).
+    #[error(
+        "cannot reach remote {url}: {reason}; check the URL, that the server is up and that you may access it"
+    )]
+    RemoteUnreachable {
+        /// The remote's URL.
+        url: String,
+        /// What the transport said.
+        reason: String,
+    },
     /// A repository could not be created.
     #[error("cannot create git repository at {path}: {source}")]
     Init {

@@ -97,6 +97,27 @@ impl GitRepo {
 
 fn remote_error(url: &str, stderr: &str) -> GitError {
     let stderr = stderr.trim();
+    let unreachable = [
+        "Could not read from remote repository",
+        "unable to connect",
+        "Connection refused",
+        "Could not resolve host",
+        "Failed to connect",
+        "does not appear to be a git repository",
+        "not found",
+        "unable to access",
+    ];
+    if !stderr.contains("Authentication failed") && unreachable.iter().any(|s| stderr.contains(s)) {
+        return GitError::RemoteUnreachable {
+            url: url.into(),
+            reason: stderr
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+    }
     let kind = if stderr.contains("Authentication failed")
         || stderr.contains("Permission denied")
         || stderr.contains("could not read Username")
@@ -190,11 +211,18 @@ impl GitRepo {
     pub fn fetch_with_gix(&self, url: &str, refspecs: &[&str]) -> Result<Vec<(String, ObjectId)>> {
         let fail = |what: &str, e: gix::Error| GitError::Remote {
             url: url.into(),
-            reason: format!("{what}: {e}"),
+            reason: format!("{what}: {}", error_chain(&e)),
+        };
+        let unreachable = |e: gix::Error| GitError::RemoteUnreachable {
+            url: url.into(),
+            reason: error_chain(&e),
         };
         // Fetched refs get reflog entries, which need a committer; an
         // unconfigured machine has none, so lend larder's identity.
-        let mut repo = self.gix().clone();
+        // A handle opened now: the long-lived one may not have noticed the
+        // packs larder wrote since (appends, merges), and negotiation must
+        // peel every local ref.
+        let mut repo = self.fresh_store()?;
         if repo.committer().is_none() {
             let mut config = repo.config_snapshot_mut();
             for (key, value) in [
@@ -206,6 +234,7 @@ impl GitRepo {
                     .map_err(|e| fail("cannot set the committer", e))?;
             }
         }
+        apply_ssh_command(&mut repo).map_err(|e| fail("cannot set the ssh command", e))?;
         let remote = repo
             .remote_at(url)
             .map_err(|e| fail("invalid remote", e))?
@@ -216,11 +245,11 @@ impl GitRepo {
             .with_fetch_tags(gix::remote::fetch::Tags::None);
         let connection = remote
             .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| fail("cannot connect", e))?;
+            .map_err(unreachable)?;
         let interrupt = std::sync::atomic::AtomicBool::new(false);
         let outcome = connection
             .prepare_fetch(gix::progress::Discard, Default::default())
-            .map_err(|e| fail("cannot negotiate", e))?
+            .map_err(unreachable)?
             .receive(gix::progress::Discard, &interrupt)
             .map_err(|e| fail("fetch failed", e))?;
         Ok(outcome
@@ -233,4 +262,41 @@ impl GitRepo {
             })
             .collect())
     }
+}
+
+/// gix's error and its sources, on one line (`a: b: c`).
+#[cfg(feature = "network")]
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Makes gix's ssh transport run the program `git` would: repositories
+/// are opened isolated from the environment, so `GIT_SSH_COMMAND` (which
+/// wins over `core.sshCommand`, as in git) and `GIT_SSH` (used when
+/// neither is set) are copied into the handle's configuration here.
+/// `core.sshCommand` in the repository's own config is read by gix itself.
+#[cfg(feature = "network")]
+fn apply_ssh_command(repo: &mut gix::Repository) -> std::result::Result<(), gix::Error> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let configured = repo.config_snapshot().string("core.sshCommand").is_some();
+    let setting = match (env("GIT_SSH_COMMAND"), configured, env("GIT_SSH")) {
+        (Some(command), _, _) => Some(("core.sshCommand", command)),
+        (None, false, Some(program)) => Some(("gitoxide.ssh.commandWithoutShellFallback", program)),
+        _ => None,
+    };
+    if let Some((key, value)) = setting {
+        repo.config_snapshot_mut()
+            .set_raw_value(key, value.as_str())?;
+    }
+    Ok(())
 }

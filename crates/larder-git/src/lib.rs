@@ -17,6 +17,7 @@ mod consolidate;
 mod error;
 mod git_binary;
 mod pack;
+mod remote;
 mod repo;
 mod transfer;
 
@@ -26,6 +27,9 @@ pub use consolidate::{Consolidation, ConsolidationPolicy, DamagedPack, PackCheck
 pub use error::{GitError, Result};
 pub use git_binary::{PushOutcome, parse_push};
 pub use gix::ObjectId;
+pub use remote::{
+    HTTP_FETCH, NetworkScheme, RemoteLocation, ResolvedRemote, classify as classify_remote,
+};
 pub use repo::{
     CommitInfo, DEFAULT_IDENTITY, EntryKind, Expected, GitRepo, Identity, MAX_PACK_INDEXES,
     TreeEntry,

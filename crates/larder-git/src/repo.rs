@@ -94,6 +94,10 @@ pub struct CommitInfo {
 #[derive(Clone)]
 pub struct GitRepo {
     repo: gix::Repository,
+    /// Where relative remote paths resolve from, as git resolves them: the
+    /// top of the work tree when the repository was found from inside it,
+    /// else the directory it was opened or discovered from.
+    base: PathBuf,
 }
 
 impl std::fmt::Debug for GitRepo {
@@ -121,6 +125,12 @@ fn handle_slots() -> gix::odb::store::init::Slots {
     }
 }
 
+/// `path` made absolute against the current directory, without touching
+/// the file system (no symlinks resolved); `path` itself if that fails.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 fn open_options(slots: gix::odb::store::init::Slots) -> gix::open::Options {
     gix::open::Options::isolated().object_store_slots(slots)
 }
@@ -144,24 +154,96 @@ fn open_sized(path: &Path) -> std::result::Result<gix::Repository, gix::Error> {
 }
 
 impl GitRepo {
-    /// Opens an existing repository (bare or with a work tree) at `path`,
-    /// which may be the work tree or the git dir.
+    /// Opens an existing repository (bare or with a work tree) at exactly
+    /// `path`, which may be the work tree or the git dir. No search upward
+    /// (see [`GitRepo::discover`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let repo = open_sized(path).map_err(|e| GitError::Open {
             path: path.display().to_string(),
             source: Box::new(e),
         })?;
-        Ok(Self { repo })
+        let base = match repo.workdir() {
+            Some(w) => absolute(w),
+            None => absolute(path),
+        };
+        Ok(Self { repo, base })
     }
 
-    /// Creates a repository with a work tree at `path` (or opens the one
-    /// that is already there).
+    /// Finds the repository `dir` belongs to, as git does from `dir`:
+    /// `dir` itself, then each parent, is tried as a work tree (with a
+    /// `.git` directory or file) or a git dir (a bare repository). The
+    /// environment is not read (see [`GitRepo::discover_with_env`]).
+    /// Relative remote paths then resolve from the top of the work tree
+    /// when `dir` is inside it, else from `dir`.
+    pub fn discover(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = absolute(dir.as_ref());
+        let (found, _trust) =
+            gix::discover::upwards(&dir).map_err(|e| GitError::NotARepository {
+                path: dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let (git_dir, work_dir) = found.into_repository_and_work_tree_directories();
+        let mut repo = Self::open(work_dir.as_deref().unwrap_or(&git_dir))?;
+        repo.base = match repo.repo.workdir() {
+            Some(w) if dir.starts_with(absolute(w)) => absolute(w),
+            _ => dir,
+        };
+        Ok(repo)
+    }
+
+    /// [`GitRepo::discover`] as the `git` command does it, reading the
+    /// environment: `GIT_DIR` (relative to `dir`) names the git dir and
+    /// stops the search; `GIT_WORK_TREE` (relative to `dir`) names its
+    /// work tree. Without `GIT_DIR`, the search upward from `dir`.
+    pub fn discover_with_env(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = absolute(dir.as_ref());
+        let Some(git_dir) = std::env::var_os("GIT_DIR").filter(|v| !v.is_empty()) else {
+            return Self::discover(&dir);
+        };
+        let git_dir = dir.join(git_dir);
+        let work_tree = std::env::var_os("GIT_WORK_TREE")
+            .filter(|v| !v.is_empty())
+            .map(|w| dir.join(w));
+        let mut options = open_options(handle_slots());
+        if let Some(w) = &work_tree {
+            options = options.config_overrides([format!("core.worktree={}", w.display())]);
+        }
+        let repo = gix::open_opts(&git_dir, options).map_err(|e| GitError::NotARepository {
+            path: git_dir.display().to_string(),
+            reason: format!("GIT_DIR names no repository: {e}"),
+        })?;
+        let base = match repo.workdir() {
+            Some(w) if dir.starts_with(absolute(w)) => absolute(w),
+            _ => dir,
+        };
+        Ok(Self { repo, base })
+    }
+
+    /// Creates a repository with a work tree at exactly `path` (or opens the
+    /// one that is already there). A repository may be created inside
+    /// another's work tree this way; for git-like "use the repository this
+    /// directory belongs to" see [`GitRepo::discover_or_init`].
     pub fn init(path: impl AsRef<Path>) -> Result<Self> {
         Self::create(path.as_ref(), false)
     }
 
-    /// Creates a bare repository at `path` (or opens the one already there).
+    /// Sets up `path` for larder: the repository `path` already belongs to,
+    /// found as [`GitRepo::discover`] finds it — so in a subdirectory of a
+    /// work tree (or inside a bare repository) it is that repository, never
+    /// a nested one — or, when `path` belongs to none, a new repository
+    /// with a work tree at `path`.
+    pub fn discover_or_init(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        match Self::discover(path) {
+            Ok(existing) => Ok(existing),
+            Err(_) => Self::create(path, false),
+        }
+    }
+
+    /// Creates a bare repository at exactly `path` (or opens the one
+    /// already there). A bare repository inside a work tree is allowed:
+    /// the caller asked for one at `path`.
     pub fn init_bare(path: impl AsRef<Path>) -> Result<Self> {
         Self::create(path.as_ref(), true)
     }
@@ -180,6 +262,13 @@ impl GitRepo {
             gix::init(path).map_err(|e| init_error(Box::new(e)))?;
         }
         Self::open(path)
+    }
+
+    /// Where relative remote paths resolve from (git's rule): the top of
+    /// the work tree when the repository was found from inside it, else the
+    /// directory it was opened or discovered from.
+    pub fn base_dir(&self) -> &Path {
+        &self.base
     }
 
     /// The underlying gix repository, for what this wrapper does not cover.
@@ -251,7 +340,7 @@ impl GitRepo {
     /// it rescans `objects/pack` (one thread adopts another's rescan, listed
     /// before the pack it needs appeared), and a long-lived store may have
     /// fewer slots than packs have piled up since it was opened.
-    fn fresh_store(&self) -> Result<gix::Repository> {
+    pub(crate) fn fresh_store(&self) -> Result<gix::Repository> {
         open_sized(self.git_dir()).map_err(|e| GitError::Open {
             path: self.git_dir().display().to_string(),
             source: Box::new(e),

@@ -1,7 +1,7 @@
 //! [`SyncManager`]: pull, merge and push one log through one remote.
 
 use larder_codec::{ActorId, blake2b256};
-use larder_git::{DamagedPack, Expected, GitError, GitRepo, ObjectId, PushOutcome};
+use larder_git::{DamagedPack, Expected, GitError, GitRepo, ObjectId, PushOutcome, RemoteLocation};
 use larder_wal::{MergeOutcome, WalManager};
 
 use crate::{Result, SyncError};
@@ -13,7 +13,8 @@ pub enum Transport {
     /// used directly: objects are copied between object databases and refs
     /// moved by compare-and-swap. Pure Rust, no `git` process.
     File(Box<GitRepo>),
-    /// Any other URL (ssh, https): fetched into staging refs with gix's own
+    /// A network URL (`ssh://`, scp-style `user@host:path`, `git://`,
+    /// `http://`, `https://`): fetched into staging refs with gix's own
     /// client; pushed fast-forward-only with the `git` binary (gix cannot
     /// push), never with a `+` refspec.
     Network(String),
@@ -133,32 +134,41 @@ pub struct SyncManager {
 }
 
 impl SyncManager {
-    /// Syncs `wal` as `actor` with `remote`: the name of a remote in the
-    /// repository's git config, a path, or a URL.
+    /// Syncs `wal` as `actor` with `remote`, resolved by git's rules
+    /// ([`GitRepo::resolve_remote`]): the name of a remote in the
+    /// repository's git config, a path (relative ones from the work tree's
+    /// top, or the directory the repository was opened from), a `file://`
+    /// URL — these use [`Transport::File`] — or an `ssh://`, scp-style
+    /// `user@host:path`, `git://`, `http://` or `https://` URL
+    /// ([`Transport::Network`]). A path without a repository, an unknown
+    /// scheme, or http(s) in a build without the `https` feature is an
+    /// error naming the remote; nothing is contacted here.
     pub fn new(wal: WalManager, actor: ActorId, remote: &str) -> Result<Self> {
-        let configured = wal
-            .repo()
-            .gix()
-            .config_snapshot()
-            .string(format!("remote.{remote}.url").as_str())
-            .map(|u| u.to_string());
-        let (remote_name, url) = match configured {
-            Some(url) => (remote.to_owned(), url),
+        let resolved = wal.repo().resolve_remote(remote)?;
+        let remote_name = match &resolved.name {
+            Some(name) => name.clone(),
             None => {
-                let hash = blake2b256(&[remote.as_bytes()]);
-                let hex = larder_codec::to_hex(&hash[..8]);
-                (format!("url-{hex}"), remote.to_owned())
+                let hash = blake2b256(&[resolved.key().as_bytes()]);
+                format!("url-{}", larder_codec::to_hex(&hash[..8]))
             }
         };
-        let transport = if !url.contains("://") || url.starts_with("file://") {
-            let path = url.strip_prefix("file://").unwrap_or(&url);
-            let repo = GitRepo::open(path).map_err(|e| SyncError::Remote {
-                remote: remote.into(),
-                reason: format!("cannot open {path}: {e}"),
-            })?;
-            Transport::File(Box::new(repo))
-        } else {
-            Transport::Network(url)
+        let transport = match &resolved.location {
+            RemoteLocation::Local(_) => {
+                let known = wal.repo().configured_remotes();
+                Transport::File(Box::new(resolved.open_local(&known)?))
+            }
+            RemoteLocation::Network { url, scheme } => {
+                if scheme.needs_http_client() && !larder_git::HTTP_FETCH {
+                    return Err(GitError::UnsupportedRemote {
+                        remote: remote.into(),
+                        reason: format!(
+                            "{url}: http(s) remotes need larder built with the `https` feature (larder, larder-sync or larder-git); the larder command has it"
+                        ),
+                    }
+                    .into());
+                }
+                Transport::Network(url.clone())
+            }
         };
         Ok(Self {
             wal,
