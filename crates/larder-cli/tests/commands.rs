@@ -592,3 +592,93 @@ fn demo_keep_leaves_the_repositories() {
         "not empty",
     );
 }
+
+/// `git daemon` on a loopback port serving `base` with pushes enabled, or
+/// `None` (the test prints a note and skips) when it cannot start.
+struct Daemon(std::process::Child, u16);
+
+impl Daemon {
+    fn start(base: &Path) -> Option<Daemon> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = Command::new("git")
+            .arg("daemon")
+            .arg("--export-all")
+            .arg("--enable=receive-pack")
+            .arg("--reuseaddr")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut daemon = Daemon(child, port);
+        for _ in 0..250 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(daemon);
+            }
+            if daemon.0.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_network_push_counts_what_it_sent() {
+    let top = tempfile::tempdir().unwrap();
+    let remote = top.path().join("remote.git");
+    ok(&larder(&remote, &["init", "--bare"]));
+    let Some(daemon) = Daemon::start(top.path()) else {
+        eprintln!("note: git daemon did not start; skipping the network push count test");
+        return;
+    };
+    let url = format!("git://127.0.0.1:{}/remote.git", daemon.1);
+    let a = top.path().join("a");
+    ok(&larder(&a, &["init"]));
+    let sent = |args: &[&str]| -> (u64, u64, bool) {
+        let out = larder(&a, args);
+        let v: serde_json::Value = serde_json::from_str(ok(&out).trim()).unwrap();
+        (
+            v["commits_sent"].as_u64().unwrap(),
+            v["events_sent"].as_u64().unwrap(),
+            v["pushed"].as_bool().unwrap(),
+        )
+    };
+    ok(&larder(&a, &["append", "--log", "n", "--data", "1"]));
+    ok(&larder(&a, &["append", "--log", "n", "--data", "2"]));
+    assert_eq!(
+        sent(&["--json", "sync", "--log", "n", "--remote", &url]),
+        (2, 2, true)
+    );
+    ok(&larder(&a, &["append", "--log", "n", "--data", "3"]));
+    assert_eq!(
+        sent(&["--json", "sync", "--log", "n", "--remote", &url]),
+        (1, 1, true)
+    );
+    // A push alone counts from what the last push left.
+    ok(&larder(&a, &["append", "--log", "n", "--data", "[4, 5]"]));
+    assert_eq!(
+        sent(&["--json", "push", "--log", "n", "--remote", &url]),
+        (1, 1, true)
+    );
+    assert_eq!(
+        sent(&["--json", "push", "--log", "n", "--remote", &url]),
+        (0, 0, false)
+    );
+    // The remote has all four commits.
+    assert_eq!(git(&remote, &["rev-list", "--count", "--all"]).trim(), "4");
+}

@@ -6,6 +6,7 @@
 
 use std::process::ExitCode;
 
+use larder::git::Expected;
 use larder::sync::{SyncManager, SyncReport, Transport};
 use serde_json::json;
 
@@ -103,32 +104,36 @@ pub fn run(ctx: &Ctx, log: &str, remote: &str, direction: Direction) -> CmdResul
 
 /// A push whose counts say what was sent. The file transport counts
 /// itself; a network push (the `git` binary) reports none, so the count is
-/// the commits after our head as the remote last showed it — the staging
-/// ref of our own head, which the pull before it refreshed (for a `push`
-/// alone, as the last pull saw it; without one, the whole log).
+/// the commits after our head as the remote last showed it: the staging
+/// ref of our own head, which a pull refreshes and which this function
+/// moves to the pushed head once the push succeeded (the remote's ref is
+/// then exactly that), so a later `push` alone counts from there too.
+/// Without a staging ref the whole log counts as sent.
 fn push_counted(sync: &SyncManager) -> Result<SyncReport, CliError> {
-    let before = match sync.transport() {
-        Transport::Network(_) => {
-            let own = sync
-                .head_ref()
-                .rsplit('/')
-                .next()
-                .map(|actor| format!("{}{actor}", sync.staging_prefix()));
-            Some(match own {
-                Some(r) => sync.wal().repo().ref_target(&r)?,
-                None => None,
-            })
-        }
+    let staged_own = match sync.transport() {
+        Transport::Network(_) => sync
+            .head_ref()
+            .rsplit('/')
+            .next()
+            .map(|actor| format!("{}{actor}", sync.staging_prefix())),
         Transport::File(_) => None,
     };
+    let repo = sync.wal().repo();
+    let before = match &staged_own {
+        Some(r) => Some((r, repo.ref_target(r)?)),
+        None => None,
+    };
     let mut report = sync.push()?;
-    if let (Some(base), true, Some(head)) = (before, report.pushed, report.new_head)
-        && report.commits_sent == 0
-    {
-        let base = base.filter(|b| sync.wal().is_ancestor(*b, head).unwrap_or(false));
-        let (commits, events) = sync.wal().count_between(head, base)?;
-        report.commits_sent = commits;
-        report.events_sent = events;
+    if let (Some((staged, base)), true, Some(head)) = (before, report.pushed, report.new_head) {
+        if report.commits_sent == 0 {
+            let known = base.filter(|b| sync.wal().is_ancestor(*b, head).unwrap_or(false));
+            let (commits, events) = sync.wal().count_between(head, known)?;
+            report.commits_sent = commits;
+            report.events_sent = events;
+        }
+        // A lost race (a pull moving it meanwhile) leaves it to the pull.
+        let expected = base.map_or(Expected::MustNotExist, Expected::MustBe);
+        let _ = repo.update_ref(staged, expected, head, "larder: pushed");
     }
     Ok(report)
 }
