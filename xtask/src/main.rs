@@ -9,6 +9,8 @@
 //! - `cargo xtask soak [--rounds N] [--replicas K] [--seed S] [--kill-every M]`:
 //!   drives the release `larder` binary through seeded rounds of appends and
 //!   syncs with SIGKILLs, then checks convergence (`soak.rs`; not run in CI).
+//! - `cargo xtask man [DIR]`: writes the `larder` man pages (clap_mangen,
+//!   from the CLI's own definitions) into DIR, default `target/man`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -22,9 +24,10 @@ fn main() -> ExitCode {
         Some("format") => format_check(),
         Some("bench") => bench(&args[1..]),
         Some("soak") => soak::soak(&args[1..]),
+        Some("man") => man(args.get(1).map(String::as_str)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|format|bench [--full] [crate...]|soak [--rounds N] [--replicas K] [--seed S] [--kill-every M] [--keep] [--larder PATH]>"
+                "usage: cargo xtask <ci|format|bench [--full] [crate...]|man [DIR]|soak [--rounds N] [--replicas K] [--seed S] [--kill-every M] [--keep] [--larder PATH]>"
             );
             return ExitCode::from(2);
         }
@@ -57,6 +60,20 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
     } else {
         Err(format!("`{program} {}` failed", args.join(" ")))
     }
+}
+
+/// Writes `larder.1` and one page per command into `dir` (default
+/// `target/man`) through the CLI's hidden `__man` command, so the pages
+/// come from the same clap definitions as `--help`.
+fn man(dir: Option<&str>) -> Result<(), String> {
+    let dir = dir.map_or_else(|| root().join("target").join("man"), PathBuf::from);
+    let dir = dir.display().to_string();
+    run(
+        "cargo",
+        &["run", "--quiet", "-p", "larder-cli", "--", "__man", &dir],
+    )?;
+    eprintln!("man pages in {dir} (try `man -l {dir}/larder.1`)");
+    Ok(())
 }
 
 /// The CI pipeline; `.ci/run` runs exactly these steps.
