@@ -11,9 +11,7 @@
 //!   (an explicit expected value, never a `+` refspec); the current value is
 //!   read with `git ls-remote` and fetched with `git fetch`.
 
-use std::path::Path;
-
-use larder_git::{EntryKind, Expected, GitRepo, ObjectId, PushOutcome, TreeEntry};
+use larder_git::{EntryKind, Expected, GitRepo, ObjectId, PushOutcome, RemoteLocation, TreeEntry};
 
 use crate::{LockError, Result};
 
@@ -49,25 +47,33 @@ pub(crate) enum Cas {
 }
 
 impl Authority {
-    /// `remote` as an authority for `local`: a path or `file://` URL to an
-    /// existing repository is used directly; anything else goes through the
-    /// `git` binary.
+    /// `remote` as an authority for `local`, resolved by the same rules as
+    /// sync ([`GitRepo::resolve_remote`]): a git-config remote name
+    /// (`origin`), a path (relative ones from the work tree's top, or the
+    /// directory the repository was opened from) or `file://` URL to an
+    /// existing repository — used directly — or an `ssh://`, scp-style
+    /// `user@host:path`, `git://`, `http://` or `https://` URL, reached
+    /// through the `git` binary. A path without a repository or an unknown
+    /// scheme is [`LockError::UnusableRemote`] naming it.
     pub fn remote(local: &GitRepo, remote: &str) -> Result<Self> {
-        let path = remote.strip_prefix("file://").unwrap_or(remote);
-        if !remote.contains("://") || remote.starts_with("file://") {
-            let repo = GitRepo::open(Path::new(path)).map_err(|e| LockError::Remote {
-                remote: remote.into(),
-                reason: format!("not a git repository: {e}"),
-            })?;
-            return Ok(Authority::FileRemote {
-                location: remote.into(),
-                repo,
-            });
+        let resolved = local
+            .resolve_remote(remote)
+            .map_err(LockError::UnusableRemote)?;
+        match &resolved.location {
+            RemoteLocation::Local(_) => {
+                let repo = resolved
+                    .open_local(&local.configured_remotes())
+                    .map_err(LockError::UnusableRemote)?;
+                Ok(Authority::FileRemote {
+                    location: remote.into(),
+                    repo,
+                })
+            }
+            RemoteLocation::Network { url, .. } => Ok(Authority::GitBinary {
+                url: url.clone(),
+                local: local.clone(),
+            }),
         }
-        Ok(Authority::GitBinary {
-            url: remote.into(),
-            local: local.clone(),
-        })
     }
 
     /// A human-readable name for errors.

@@ -139,6 +139,11 @@ pub enum LockError {
         #[source]
         source: GitError,
     },
+    /// A remote named for an authority that names no usable repository:
+    /// a path without one, an unknown URL scheme, an empty name. The git
+    /// backend's error names the remote and says what to give instead.
+    #[error(transparent)]
+    UnusableRemote(GitError),
     /// A remote that cannot be reached or used.
     #[error("remote {remote}: {reason}")]
     Remote {
