@@ -130,6 +130,21 @@ The global --actor filters events by actor here: reading writes nothing."
         #[command(subcommand)]
         action: LockAction,
     },
+    /// A replicated key-value store over one log (docs/kv.md).
+    Kv {
+        /// The log holding the store.
+        #[arg(long, global = true, default_value = "kv", value_name = "NAME")]
+        log: String,
+        /// Pull from REMOTE before reading, push to it after writing.
+        #[arg(long, global = true, value_name = "REMOTE")]
+        remote: Option<String>,
+        /// Linearizable mode through REMOTE as authority (not implemented
+        /// yet: exits 2).
+        #[arg(long, global = true, requires = "remote")]
+        linearizable: bool,
+        #[command(subcommand)]
+        action: KvAction,
+    },
     /// Counts for a log: commits, events, actors, chunk bytes, snapshot coverage.
     Stats {
         /// The log's name.
@@ -167,6 +182,61 @@ The global --actor filters events by actor here: reading writes nothing."
         /// there for inspection.
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KvAction {
+    /// Set KEY to a JSON value; prints the write's version.
+    Set {
+        /// The key (1 to 1024 bytes, no control characters).
+        key: String,
+        /// The value as JSON.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Print KEY's JSON value (`--json`: with its version); a missing key
+    /// exits 1 (`--json` prints `null`).
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Delete KEY; prints the delete's version.
+    Del {
+        /// The key.
+        key: String,
+    },
+    /// One `KEY<TAB>JSON` line per live key starting with PREFIX, in key order.
+    Scan {
+        /// Only keys starting with this.
+        #[arg(default_value = "")]
+        prefix: String,
+    },
+    /// Set KEY to a JSON value if it currently holds EXPECT (a JSON value,
+    /// or `absent`); exits 3 when it does not.
+    Cas {
+        /// The key.
+        key: String,
+        /// The value KEY must hold, as JSON, or `absent`.
+        #[arg(long, allow_hyphen_values = true, value_name = "JSON|absent")]
+        expect: String,
+        /// The new value as JSON.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Every write of KEY, oldest first: `VERSION<TAB>JSON` (or `(deleted)`).
+    History {
+        /// The key.
+        key: String,
+    },
+    /// Stream writes to keys starting with PREFIX until interrupted.
+    Watch {
+        /// Only keys starting with this.
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Stop after N changes.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
     },
 }
 

@@ -54,6 +54,12 @@ fn main() -> ExitCode {
         Command::Push { log, remote } => commands::sync::run(&ctx, log, remote, Direction::Push),
         Command::Snapshot { action } => commands::snapshot::run(&ctx, action),
         Command::Lock { action } => commands::lock::run(&ctx, action),
+        Command::Kv {
+            log,
+            remote,
+            linearizable,
+            action,
+        } => commands::kv::run(&ctx, log, remote.as_deref(), *linearizable, action),
         Command::Stats { log } => commands::stats::run(&ctx, log),
         Command::Compact { log } => commands::compact::run(&ctx, log.as_deref()),
         Command::Status => commands::status::run(&ctx),

@@ -13,6 +13,7 @@ pub mod append;
 pub mod compact;
 pub mod demo;
 pub mod init;
+pub mod kv;
 pub mod lock;
 pub mod log;
 pub mod man;

@@ -1,0 +1,227 @@
+//! `larder kv …` with the built binary: every subcommand, its output
+//! formats and exit codes, watch across processes, `--remote`.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use larder_testkit::fixtures::{bare_repo, work_repo};
+
+fn larder(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("LARDER_ACTOR", "tester")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap()
+}
+
+#[test]
+fn set_get_del_scan_history() {
+    let dir = work_repo();
+    let d = dir.path();
+    let o = larder(d, &["kv", "set", "user/1", r#"{"name":"ada","n":1}"#]);
+    assert_eq!(code(&o), 0, "{o:?}");
+    assert!(stdout(&o).contains("@tester/"), "prints the version");
+    assert_eq!(code(&larder(d, &["kv", "set", "user/2", "-5"])), 0);
+    assert_eq!(code(&larder(d, &["kv", "set", "other", r#""x""#])), 0);
+
+    let o = larder(d, &["kv", "get", "user/1"]);
+    assert_eq!(
+        (code(&o), stdout(&o)),
+        (0, "{\"n\":1,\"name\":\"ada\"}\n".to_owned())
+    );
+    let o = larder(d, &["--json", "kv", "get", "user/2"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["value"], -5);
+    assert_eq!(v["version"]["actor"], "tester");
+    assert_eq!(v["version"]["event"].as_str().unwrap().len(), 64);
+
+    // Missing key: exit 1, one error line; --json prints null.
+    let o = larder(d, &["kv", "get", "nope"]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(stdout(&o), "");
+    assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1);
+    let o = larder(d, &["--json", "kv", "get", "nope"]);
+    assert_eq!((code(&o), stdout(&o)), (1, "null\n".to_owned()));
+
+    let o = larder(d, &["kv", "scan", "user/"]);
+    assert_eq!(
+        stdout(&o),
+        "user/1\t{\"n\":1,\"name\":\"ada\"}\nuser/2\t-5\n"
+    );
+    let o = larder(d, &["kv", "scan"]);
+    assert_eq!(stdout(&o).lines().count(), 3);
+    let o = larder(d, &["--json", "kv", "scan", "user/"]);
+    let keys: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(keys, ["user/1", "user/2"]);
+
+    assert_eq!(code(&larder(d, &["kv", "del", "user/2"])), 0);
+    assert_eq!(code(&larder(d, &["kv", "get", "user/2"])), 1);
+    let o = larder(d, &["kv", "history", "user/2"]);
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].ends_with("\t-5") && lines[1].ends_with("\t(deleted)"),
+        "{lines:?}"
+    );
+
+    // Another log.
+    assert_eq!(
+        code(&larder(d, &["kv", "--log", "cfg", "set", "a", "1"])),
+        0
+    );
+    assert_eq!(code(&larder(d, &["kv", "get", "a"])), 1);
+    assert_eq!(
+        stdout(&larder(d, &["kv", "get", "a", "--log", "cfg"])),
+        "1\n"
+    );
+
+    // Plain git reads what larder kv wrote.
+    larder_testkit::git(d, &["fsck", "--strict"]);
+    let log = larder_testkit::git(d, &["log", "--oneline", "refs/larder/kv/wal"]);
+    assert_eq!(log.lines().count(), 4);
+}
+
+#[test]
+fn cas_exit_codes() {
+    let dir = work_repo();
+    let d = dir.path();
+    assert_eq!(
+        code(&larder(d, &["kv", "cas", "k", "--expect", "absent", "1"])),
+        0
+    );
+    let o = larder(d, &["kv", "cas", "k", "--expect", "absent", "2"]);
+    assert_eq!(code(&o), 3);
+    assert!(stdout(&o).contains("holds 1"), "{}", stdout(&o));
+    assert_eq!(
+        code(&larder(d, &["kv", "cas", "k", "--expect", "5", "2"])),
+        3
+    );
+    assert_eq!(
+        code(&larder(d, &["kv", "cas", "k", "--expect", "1", "2"])),
+        0
+    );
+    let o = larder(d, &["--json", "kv", "cas", "k", "--expect", "1", "3"]);
+    assert_eq!(code(&o), 3);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (v["swapped"].as_bool(), v["current"].as_i64()),
+        (Some(false), Some(2))
+    );
+    assert_eq!(stdout(&larder(d, &["kv", "get", "k"])), "2\n");
+}
+
+#[test]
+fn bad_input_exits_2_and_writes_nothing() {
+    let dir = work_repo();
+    let d = dir.path();
+    assert_eq!(code(&larder(d, &["kv", "set", "a", "1"])), 0);
+    let head = larder_testkit::git(d, &["rev-parse", "refs/larder/kv/wal"]);
+    for args in [
+        &["kv", "set", "", "1"][..],
+        &["kv", "set", "k", "not json"],
+        &["kv", "set", &"x".repeat(1025), "1"],
+        &["kv", "cas", "k", "--expect", "nope", "1"],
+        &["kv", "--linearizable", "--remote", "origin", "get", "a"],
+        &["kv", "--linearizable", "get", "a"],
+        &["kv", "--log", "locks", "get", "a"],
+    ] {
+        let o = larder(d, args);
+        assert_eq!(code(&o), 2, "{args:?}: {o:?}");
+        assert!(!o.stderr.is_empty());
+    }
+    let o = larder(
+        d,
+        &["kv", "--linearizable", "--remote", "origin", "get", "a"],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not implemented yet"));
+    assert_eq!(
+        larder_testkit::git(d, &["rev-parse", "refs/larder/kv/wal"]),
+        head
+    );
+}
+
+#[test]
+fn watch_streams_writes_from_other_processes() {
+    let dir = work_repo();
+    let d = dir.path();
+    assert_eq!(code(&larder(d, &["kv", "set", "cfg/before", "0"])), 0);
+    let child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-C")
+        .arg(d)
+        .args(["kv", "watch", "cfg/", "--count", "3"])
+        .env("LARDER_ACTOR", "watcher")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give the watcher time to start (it reports only what comes after).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The watcher holds the view file: these writers use in-memory views.
+    assert_eq!(code(&larder(d, &["kv", "set", "cfg/a", "1"])), 0);
+    assert_eq!(code(&larder(d, &["kv", "set", "other", "1"])), 0);
+    assert_eq!(code(&larder(d, &["kv", "set", "cfg/b", r#""two""#])), 0);
+    assert_eq!(code(&larder(d, &["kv", "del", "cfg/a"])), 0);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "cfg/a\t1\ncfg/b\t\"two\"\ncfg/a\t(deleted)\n"
+    );
+}
+
+#[test]
+fn remote_pushes_after_writes_and_pulls_before_reads() {
+    let remote = bare_repo();
+    let r = remote.path().to_str().unwrap();
+    let a = work_repo();
+    let b = work_repo();
+    let o = larder(
+        a.path(),
+        &["kv", "--remote", r, "set", "shared", r#""from a""#],
+    );
+    assert_eq!(code(&o), 0, "{o:?}");
+    let o = larder(b.path(), &["kv", "--remote", r, "get", "shared"]);
+    assert_eq!(
+        (code(&o), stdout(&o)),
+        (0, "\"from a\"\n".to_owned()),
+        "{o:?}"
+    );
+    // Without --remote, b reads what it has (already pulled).
+    assert_eq!(
+        stdout(&larder(b.path(), &["kv", "get", "shared"])),
+        "\"from a\"\n"
+    );
+    let o = larder(
+        b.path(),
+        &[
+            "kv",
+            "--remote",
+            r,
+            "cas",
+            "shared",
+            "--expect",
+            r#""from a""#,
+            r#""from b""#,
+        ],
+    );
+    assert_eq!(code(&o), 0, "{o:?}");
+    let o = larder(a.path(), &["kv", "--remote", r, "scan"]);
+    assert_eq!(stdout(&o), "shared\t\"from b\"\n");
+}
