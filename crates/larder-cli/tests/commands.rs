@@ -682,3 +682,23 @@ fn a_network_push_counts_what_it_sent() {
     // The remote has all four commits.
     assert_eq!(git(&remote, &["rev-list", "--count", "--all"]).trim(), "4");
 }
+
+#[test]
+fn status_of_a_hub_lists_the_published_heads() {
+    let top = tempfile::tempdir().unwrap();
+    let hub = top.path().join("hub.git");
+    ok(&larder(&hub, &["init", "--bare"]));
+    let a = top.path().join("a");
+    ok(&larder(&a, &["init"]));
+    ok(&larder(&a, &["append", "--log", "n", "--data", "1"]));
+    ok(&larder(
+        &a,
+        &["push", "--log", "n", "--remote", &hub.display().to_string()],
+    ));
+    let s: serde_json::Value =
+        serde_json::from_str(ok(&larder(&hub, &["--json", "status"])).trim()).unwrap();
+    assert_eq!(s["log"], "n");
+    assert_eq!(s["commits"], 1);
+    assert_eq!(s["published_heads"].as_array().unwrap().len(), 1);
+    assert!(ok(&larder(&hub, &["status"])).contains("1 published head(s), 1 commits"));
+}

@@ -56,9 +56,23 @@ fn log_status(
     let log = larder.log(name)?;
     let wal = log.wal();
     let Some(head) = wal.head()? else {
+        // A hub: no log ref, the heads replicas published.
+        let heads = wal.published_heads()?;
+        let commits = wal.commits_since(None)?.remaining();
+        let listed: Vec<Value> = heads
+            .iter()
+            .map(|(r, id)| json!({ "ref": r, "head": id.to_string() }))
+            .collect();
+        let mut text = format!(
+            "{name}: {} published head(s), {commits} commits (a hub: no log ref of its own)",
+            heads.len()
+        );
+        for (r, id) in &heads {
+            text.push_str(&format!("\n  {r} {}", &id.to_string()[..12]));
+        }
         return Ok((
-            json!({ "log": name, "head": null }),
-            format!("{name}: empty"),
+            json!({ "log": name, "head": null, "commits": commits, "published_heads": listed }),
+            text,
         ));
     };
     let commits = wal.commits_since(None)?.remaining();

@@ -39,23 +39,11 @@ pub fn run(ctx: &Ctx, log: &str, remote: &str, direction: Direction) -> CmdResul
     let progress = ctx
         .out
         .progress(&format!("syncing {log} with {remote}"), None, "");
-    let report = match direction {
-        Direction::Both => sync.pull().map_err(CliError::from).and_then(|pulled| {
-            let pushed = push_counted(&sync)?;
-            Ok(SyncReport {
-                commits_sent: pushed.commits_sent,
-                events_sent: pushed.events_sent,
-                objects_sent: pushed.objects_sent,
-                pushed: pushed.pushed,
-                retries: pulled.retries + pushed.retries,
-                new_head: sync.wal().head()?,
-                upkeep: pulled.upkeep.into_iter().chain(pushed.upkeep).collect(),
-                ..pulled
-            })
-        }),
-        Direction::Pull => sync.pull().map_err(CliError::from),
-        Direction::Push => push_counted(&sync),
-    };
+    let report = counted(&sync, || match direction {
+        Direction::Both => sync.sync(),
+        Direction::Pull => sync.pull(),
+        Direction::Push => sync.push(),
+    });
     progress.finish();
     let report = report?;
     if !existed && report.new_head.is_none() && report.heads_seen == 0 && report.rejected.is_empty()
@@ -67,6 +55,9 @@ pub fn run(ctx: &Ctx, log: &str, remote: &str, direction: Direction) -> CmdResul
         for r in &report.rejected {
             ctx.out.warn(&format!("rejected remote head {r}"));
         }
+    }
+    for stale in &report.stale_refs {
+        ctx.out.warn(&stale.to_string());
     }
     let rejected: Vec<_> = report
         .rejected
@@ -102,38 +93,39 @@ pub fn run(ctx: &Ctx, log: &str, remote: &str, direction: Direction) -> CmdResul
     }
 }
 
-/// A push whose counts say what was sent. The file transport counts
-/// itself; a network push (the `git` binary) reports none, so the count is
-/// the commits after our head as the remote last showed it: the staging
-/// ref of our own head, which a pull refreshes and which this function
-/// moves to the pushed head once the push succeeded (the remote's ref is
-/// then exactly that), so a later `push` alone counts from there too.
-/// Without a staging ref the whole log counts as sent.
-fn push_counted(sync: &SyncManager) -> Result<SyncReport, CliError> {
-    let staged_own = match sync.transport() {
-        Transport::Network(_) => sync
-            .head_ref()
-            .rsplit('/')
-            .next()
-            .map(|actor| format!("{}{actor}", sync.staging_prefix())),
-        Transport::File(_) => None,
+/// Runs `op` (a sync, pull or push) so that its counts say what was sent.
+/// The file transport counts itself; a network push (the `git` binary)
+/// reports none, so the count is the commits after our head as the remote
+/// last showed it: the staging ref of our own head. A pull refreshes it
+/// (in a sync, before the push, which leaves it alone), and after a
+/// successful push this function moves it to the pushed head — the
+/// remote's ref is then exactly that — so a later `push` alone counts from
+/// there too. Without a staging ref the whole log counts as sent.
+fn counted(
+    sync: &SyncManager,
+    op: impl FnOnce() -> Result<SyncReport, larder::sync::SyncError>,
+) -> Result<SyncReport, CliError> {
+    let mut report = op()?;
+    let Transport::Network(_) = sync.transport() else {
+        return Ok(report);
     };
+    let (true, Some(head)) = (report.pushed, report.new_head) else {
+        return Ok(report);
+    };
+    let Some(actor) = sync.head_ref().rsplit('/').next().map(str::to_owned) else {
+        return Ok(report);
+    };
+    let staged = format!("{}{actor}", sync.staging_prefix());
     let repo = sync.wal().repo();
-    let before = match &staged_own {
-        Some(r) => Some((r, repo.ref_target(r)?)),
-        None => None,
-    };
-    let mut report = sync.push()?;
-    if let (Some((staged, base)), true, Some(head)) = (before, report.pushed, report.new_head) {
-        if report.commits_sent == 0 {
-            let known = base.filter(|b| sync.wal().is_ancestor(*b, head).unwrap_or(false));
-            let (commits, events) = sync.wal().count_between(head, known)?;
-            report.commits_sent = commits;
-            report.events_sent = events;
-        }
-        // A lost race (a pull moving it meanwhile) leaves it to the pull.
-        let expected = base.map_or(Expected::MustNotExist, Expected::MustBe);
-        let _ = repo.update_ref(staged, expected, head, "larder: pushed");
+    let base = repo.ref_target(&staged)?;
+    if report.commits_sent == 0 {
+        let known = base.filter(|b| sync.wal().is_ancestor(*b, head).unwrap_or(false));
+        let (commits, events) = sync.wal().count_between(head, known)?;
+        report.commits_sent = commits;
+        report.events_sent = events;
     }
+    // A lost race (a pull moving it meanwhile) leaves it to the pull.
+    let expected = base.map_or(Expected::MustNotExist, Expected::MustBe);
+    let _ = repo.update_ref(&staged, expected, head, "larder: pushed");
     Ok(report)
 }
