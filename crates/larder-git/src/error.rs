@@ -18,12 +18,13 @@ pub enum GitError {
     /// No repository contains the directory: nothing was found there or in
     /// any parent (or `GIT_DIR` names none).
     #[error(
-        "not a git repository (nor any parent): {path} ({reason}); run `larder init` there, or name the repository with -C <dir> or GIT_DIR"
+        "cannot open git repository at {path}: {reason}; run `larder init` there, or name the repository with -C <dir> or GIT_DIR"
     )]
     NotARepository {
         /// The directory the search started from (or `GIT_DIR`).
         path: String,
-        /// gix's reason.
+        /// Why: `not a git repository (nor any parent)`, no such
+        /// directory, or gix's reason.
         reason: String,
     },
     /// A remote given as a path (or `file://` URL, or a configured remote

@@ -181,7 +181,13 @@ impl GitRepo {
         let (found, _trust) =
             gix::discover::upwards(&dir).map_err(|e| GitError::NotARepository {
                 path: dir.display().to_string(),
-                reason: e.to_string(),
+                reason: if !dir.is_dir() {
+                    "no such directory".into()
+                } else if e.is_not_found() {
+                    "not a git repository (nor any parent)".into()
+                } else {
+                    e.to_string()
+                },
             })?;
         let (git_dir, work_dir) = found.into_repository_and_work_tree_directories();
         let mut repo = Self::open(work_dir.as_deref().unwrap_or(&git_dir))?;

@@ -18,7 +18,10 @@ fn tmp() -> tempfile::TempDir {
 /// A repository whose log `bench` holds `events` events (1,000 a batch).
 fn log_with(events: u64) -> (tempfile::TempDir, larder::Log) {
     let dir = tmp();
-    let larder = Larder::init(dir.path()).unwrap();
+    // Its own repository: the directory is under target/, inside the
+    // project's work tree, where Larder::init would use the project's.
+    larder::git::GitRepo::init(dir.path()).unwrap();
+    let larder = Larder::open(dir.path()).unwrap();
     let log = larder.log("bench").unwrap();
     let payload = Payload::from_serde(&("x", 0u64)).unwrap();
     let batch: Vec<(&str, Payload)> = (0..1_000).map(|_| ("fill", payload.clone())).collect();

@@ -129,14 +129,28 @@ impl std::fmt::Debug for Larder {
 }
 
 impl Larder {
-    /// Opens an existing repository (work tree or git dir, bare or not).
+    /// Opens the repository `path` belongs to, found as git finds it: `path`
+    /// itself, then each parent, as a work tree or a git dir (bare or not).
+    /// The environment is not read; see [`Larder::open_from_env`]. Relative
+    /// remote paths resolve from the work tree's top when `path` is inside
+    /// it, else from `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(Self::with_repo(GitRepo::open(path)?))
+        Ok(Self::with_repo(GitRepo::discover(path)?))
     }
 
-    /// Creates a repository with a work tree at `path`, or opens it.
+    /// Opens the repository as the `git` command would when started in
+    /// `dir` (`git -C dir`): `GIT_DIR` (relative to `dir`) and
+    /// `GIT_WORK_TREE` when set, else the search upward from `dir`.
+    pub fn open_from_env(dir: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self::with_repo(GitRepo::discover_with_env(dir)?))
+    }
+
+    /// Sets up `path` for larder: the repository it already belongs to (a
+    /// subdirectory of a work tree, or of a bare repository, uses that
+    /// repository — never a nested one), else a new repository with a work
+    /// tree at `path`.
     pub fn init(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(Self::with_repo(GitRepo::init(path)?))
+        Ok(Self::with_repo(GitRepo::discover_or_init(path)?))
     }
 
     /// Creates a bare repository at `path`, or opens it.
@@ -289,7 +303,10 @@ impl Larder {
         })
     }
 
-    /// A sync manager for log `name` with `remote` (git-config name, path or URL).
+    /// A sync manager for log `name` with `remote`: a git-config name, a
+    /// path (relative ones resolve as git resolves them), a `file://`,
+    /// `ssh://`, `git://`, `http(s)://` URL or scp-style `user@host:path`
+    /// (see [`git::GitRepo::resolve_remote`]).
     pub fn sync(&self, name: &str, remote: &str) -> Result<sync::SyncManager> {
         Ok(sync::SyncManager::new(
             self.log(name)?.wal,
@@ -329,7 +346,8 @@ impl Larder {
         ))
     }
 
-    /// Lease locks decided by `remote` (path, `file://` or network URL).
+    /// Lease locks decided by `remote`, resolved exactly as for
+    /// [`Larder::sync`]: a git-config name (`origin`), a path, or a URL.
     pub fn locks_on(&self, remote: &str) -> Result<lock::LockManager> {
         let authority = lock::Authority::remote(&self.repo, remote)?;
         Ok(lock::LockManager::with_clock(

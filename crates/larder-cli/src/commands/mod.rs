@@ -44,9 +44,13 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The repository at the `-C` directory.
+    /// The repository, found as `git -C <dir>` finds it: `GIT_DIR` (and
+    /// `GIT_WORK_TREE`) relative to the `-C` directory when set, else the
+    /// `-C` directory or its nearest parent that is a work tree or a git
+    /// dir. Relative remote paths then resolve from the work tree's top
+    /// (or, outside a work tree, the `-C` directory).
     pub fn open(&self) -> Result<Larder, LarderError> {
-        self.identify(Larder::open(&self.dir)?)
+        self.identify(Larder::open_from_env(&self.dir)?)
     }
 
     /// Applies `--actor`, and warns when the repository is a copy of
