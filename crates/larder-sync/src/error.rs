@@ -60,6 +60,16 @@ pub enum SyncError {
         /// named it, for network remotes).
         lock_path: String,
     },
+    /// `sync`: the pull merged (its report is here: the local log changed),
+    /// then the push failed. Retrying is safe.
+    #[error("pulled and merged ({} commits, {} events received), then the push failed: {source}", pulled.commits_received, pulled.events_received)]
+    PushAfterPull {
+        /// What the pull did.
+        pulled: Box<crate::SyncReport>,
+        /// Why the push failed.
+        #[source]
+        source: Box<SyncError>,
+    },
     /// The local log failed.
     #[error(transparent)]
     Wal(#[from] Box<WalError>),

@@ -12,4 +12,4 @@ mod error;
 mod sync;
 
 pub use error::{Result, SyncError};
-pub use sync::{RejectedHead, SyncManager, SyncReport, Transport, Upkeep, merge_log};
+pub use sync::{RejectedHead, StaleRef, SyncManager, SyncReport, Transport, Upkeep, merge_log};

@@ -45,6 +45,9 @@ pub struct SyncReport {
     pub retries: u32,
     /// Remote heads quarantined by the pull: not merged, each with why.
     pub rejected: Vec<RejectedHead>,
+    /// Staging refs the pull could not update or prune because a leftover
+    /// lock file holds them (the merge used the fetched ids regardless).
+    pub stale_refs: Vec<StaleRef>,
     /// Pack upkeep after the transfer: of the local repository after a
     /// pull, of a file-system remote after a push (see [`Upkeep`]).
     pub upkeep: Vec<Upkeep>,
@@ -73,6 +76,31 @@ pub struct Upkeep {
     pub damaged: Vec<DamagedPack>,
     /// Why the upkeep failed, if it did.
     pub error: Option<String>,
+}
+
+/// How many lock waits (gix waits ~0.1 s each) a staging ref gets before
+/// its lock is taken to be a leftover.
+const STAGING_LOCK_WAITS: u32 = 3;
+
+/// A local ref a pull could not update because its `<ref>.lock` stayed
+/// held: most likely left by a killed process. Delete the lock file if no
+/// larder or git process is running.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaleRef {
+    /// The ref.
+    pub reference: String,
+    /// The lock file in the way.
+    pub lock_path: String,
+}
+
+impl std::fmt::Display for StaleRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} stays locked by {}: if no larder or git process is running, delete it",
+            self.reference, self.lock_path
+        )
+    }
 }
 
 /// A remote head a pull refused: its new commits failed verification, or
@@ -256,7 +284,7 @@ impl SyncManager {
             Transport::File(remote) => self.fetch_file(remote, &mut rejected)?,
             Transport::Network(url) => self.fetch_network(url, &mut rejected)?,
         };
-        self.mirror_staging(&advertised, &fetched)?;
+        let stale_refs = self.mirror_staging(&advertised, &fetched)?;
         let ids: Vec<ObjectId> = fetched.iter().map(|(_, id)| *id).collect();
         let verdicts = self.wal.incoming_each(&ids)?;
         let mut good = Vec::with_capacity(ids.len());
@@ -280,6 +308,7 @@ impl SyncManager {
             merge: Some(merge),
             new_head: self.wal.head()?,
             rejected,
+            stale_refs,
             upkeep,
             ..SyncReport::default()
         })
@@ -355,7 +384,14 @@ impl SyncManager {
             };
             let one = format!("+{name}:{staging}{actor}");
             match self.local().fetch_with_gix(url, &[&one]) {
-                Ok(_) => fetched.push((name.clone(), *id)),
+                // What the fetch brought, not what the listing said: the
+                // head may have moved in between.
+                Ok(mapped) => fetched.push(
+                    mapped
+                        .into_iter()
+                        .find(|(n, _)| n == name)
+                        .unwrap_or((name.clone(), *id)),
+                ),
                 Err(e) => rejected.push(self.reject(name, *id, None, None, &e)),
             }
         }
@@ -365,12 +401,17 @@ impl SyncManager {
 
     /// Stages every fetched head and deletes staging refs whose remote
     /// head is gone, so a deleted bad head stops being considered.
-    fn mirror_staging(&self, advertised: &[String], fetched: &[(String, ObjectId)]) -> Result<()> {
+    fn mirror_staging(
+        &self,
+        advertised: &[String],
+        fetched: &[(String, ObjectId)],
+    ) -> Result<Vec<StaleRef>> {
         let prefix = self.heads_prefix();
         let staging = self.staging_prefix();
+        let mut stale = Vec::new();
         for (name, id) in fetched {
             let actor = name.strip_prefix(&prefix).unwrap_or(name);
-            self.set_staging(&format!("{staging}{actor}"), *id)?;
+            stale.extend(self.set_staging(&format!("{staging}{actor}"), *id)?);
         }
         let present: std::collections::HashSet<&str> = advertised
             .iter()
@@ -382,30 +423,57 @@ impl SyncManager {
                 match self.local().delete_ref(&name, id) {
                     Ok(()) => {}
                     // Someone else pruned or moved it: theirs to keep.
-                    Err(e) if e.is_conflict() || e.is_retryable() => {}
+                    Err(e) if e.is_conflict() => {}
+                    Err(e) if e.is_retryable() => stale.push(self.stale(&name)),
                     Err(e) => return Err(e.into()),
                 }
             }
         }
-        Ok(())
+        Ok(stale)
     }
 
     /// Points a staging ref at `id` (staging refs mirror the remote; they
     /// are ours to overwrite).
-    fn set_staging(&self, name: &str, id: ObjectId) -> Result<()> {
+    ///
+    /// A staging ref whose `.lock` stays held through a few waits (a pull
+    /// killed while updating it leaves the file behind) is left as it was
+    /// and returned as a [`StaleRef`] naming the lock file: merges use the
+    /// fetched ids, not the staging refs, so the pull goes on — but the
+    /// caller is told, instead of every later pull stalling silently.
+    fn set_staging(&self, name: &str, id: ObjectId) -> Result<Option<StaleRef>> {
+        let mut lock_waits = 0;
         for _ in 0..self.max_attempts {
             let current = self.local().ref_target(name)?;
             if current == Some(id) {
-                return Ok(());
+                return Ok(None);
             }
             let expected = current.map_or(Expected::MustNotExist, Expected::MustBe);
             match self.local().update_ref(name, expected, id, "larder: fetch") {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_conflict() || e.is_retryable() => continue,
+                Ok(()) => return Ok(None),
+                Err(e) if e.is_retryable() => {
+                    lock_waits += 1;
+                    if lock_waits >= STAGING_LOCK_WAITS {
+                        return Ok(Some(self.stale(name)));
+                    }
+                }
+                Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
+        Ok(Some(self.stale(name)))
+    }
+
+    /// A staging ref held by a leftover lock file.
+    fn stale(&self, name: &str) -> StaleRef {
+        StaleRef {
+            reference: name.into(),
+            lock_path: self
+                .local()
+                .git_dir()
+                .join(format!("{name}.lock"))
+                .display()
+                .to_string(),
+        }
     }
 
     /// Publishes the local log's head at our own head ref on the remote,
@@ -553,9 +621,21 @@ impl SyncManager {
     }
 
     /// Pull, then push.
+    ///
+    /// If the push fails after the pull merged, the error is
+    /// [`SyncError::PushAfterPull`], carrying the pull's report: the local
+    /// log did change. Retrying is safe (a pull and a push are idempotent).
     pub fn sync(&self) -> Result<SyncReport> {
         let pulled = self.pull()?;
-        let pushed = self.push()?;
+        let pushed = match self.push() {
+            Ok(pushed) => pushed,
+            Err(source) => {
+                return Err(SyncError::PushAfterPull {
+                    pulled: Box::new(pulled),
+                    source: Box::new(source),
+                });
+            }
+        };
         Ok(SyncReport {
             commits_sent: pushed.commits_sent,
             events_sent: pushed.events_sent,

@@ -210,3 +210,75 @@ fn ten_thousand_heads_on_the_remote() {
     let again = bob.sync.pull().unwrap();
     assert_eq!(again.commits_received, 0);
 }
+
+#[test]
+fn a_leftover_staging_lock_is_named_not_a_silent_stall() {
+    let remote = bare_remote();
+    let alice = Replica::new("alice", remote.path());
+    let bob = Replica::new("bob", remote.path());
+    alice.wal().append(&[alice.set("a", 1, ts(1))]).unwrap();
+    alice.sync.push().unwrap();
+    bob.sync.pull().unwrap();
+    // A pull killed while moving alice's staging ref left its lock behind.
+    let staged = format!("{}alice", bob.sync.staging_prefix());
+    let lock = bob.wal().repo().git_dir().join(format!("{staged}.lock"));
+    std::fs::write(&lock, b"").unwrap();
+    alice.wal().append(&[alice.set("a", 2, ts(2))]).unwrap();
+    alice.sync.push().unwrap();
+    let report = bob.sync.pull().unwrap();
+    // The events arrive (merges use the fetched ids) and the lock is named.
+    assert_eq!(report.events_received, 1);
+    assert_eq!(report.stale_refs.len(), 1, "{report:?}");
+    assert_eq!(report.stale_refs[0].reference, staged);
+    assert_eq!(report.stale_refs[0].lock_path, lock.display().to_string());
+    // Deleting it heals: the staging ref follows the remote again.
+    std::fs::remove_file(&lock).unwrap();
+    let report = bob.sync.pull().unwrap();
+    assert!(report.stale_refs.is_empty());
+    assert_eq!(
+        bob.wal().repo().ref_target(&staged).unwrap(),
+        alice.wal().head().unwrap()
+    );
+}
+
+#[test]
+fn a_push_failing_after_the_pull_merged_reports_the_pull() {
+    let remote = bare_remote();
+    let alice = Replica::new("alice", remote.path());
+    alice.wal().append(&[alice.set("a", 1, ts(1))]).unwrap();
+    alice.sync.push().unwrap();
+    // Bob's own head ref on the remote is locked by a crashed pusher.
+    let bob_dir = tempfile::tempdir().unwrap();
+    let options = larder_wal::WalOptions {
+        max_lock_waits: 2,
+        ..larder_wal::WalOptions::default()
+    };
+    let wal = WalManager::with_options(GitRepo::init(bob_dir.path()).unwrap(), "kv", options)
+        .unwrap();
+    let bob = SyncManager::new(
+        wal,
+        ActorId::new("bob").unwrap(),
+        &remote.path().display().to_string(),
+    )
+    .unwrap();
+    let ev = larder_codec::Envelope::new(
+        ActorId::new("bob").unwrap(),
+        ts(2),
+        "kv.set",
+        larder_crdt::KvProjection::set_payload("b", &1u64).unwrap(),
+    )
+    .unwrap();
+    bob.wal().append(&[ev]).unwrap();
+    let lock = remote.path().join("refs/larder/kv/heads/bob.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, b"").unwrap();
+    match bob.sync() {
+        Err(larder_sync::SyncError::PushAfterPull { pulled, source }) => {
+            assert_eq!(pulled.events_received, 1);
+            assert!(source.to_string().contains("bob.lock"), "{source}");
+        }
+        other => panic!("expected PushAfterPull, got {other:?}"),
+    }
+    // The pull's merge is on the log: alice's event is here.
+    assert_eq!(bob.wal().read_all().unwrap().len(), 2);
+}

@@ -259,12 +259,24 @@ impl<P: crdt::Projection + Default> ViewedLog<P> {
 
     /// Syncs with `remote`, then updates the view. A failed view refresh
     /// after the pull merged is in [`Committed::after_commit`].
+    ///
+    /// A push that fails after the pull merged is reported the same way:
+    /// the view still follows what the pull brought, the report is the
+    /// pull's, and the push's error is in [`Committed::after_commit`].
     pub fn sync(&mut self, larder: &Larder, remote: &str) -> Result<Committed<sync::SyncReport>> {
-        let report = sync::SyncManager::new(self.log.wal.clone(), larder.actor()?.clone(), remote)?
-            .sync()?;
+        let manager =
+            sync::SyncManager::new(self.log.wal.clone(), larder.actor()?.clone(), remote)?;
+        let (report, push_error) = match manager.sync() {
+            Ok(report) => (report, None),
+            Err(sync::SyncError::PushAfterPull { pulled, source }) => {
+                (*pulled, Some(LarderError::from(*source)))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let refreshed = self.refresh().err();
         Ok(Committed {
             value: report,
-            after_commit: self.refresh().err(),
+            after_commit: push_error.or(refreshed),
         })
     }
 
