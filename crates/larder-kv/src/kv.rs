@@ -293,6 +293,12 @@ impl Inner {
     /// writes, other processes' appends, merged syncs), moving the clock
     /// past every new event and telling watchers what took effect.
     fn catch_up(&mut self, core: &Core) -> Result<usize> {
+        if matches!(self.store.tail(&self.wal)?, Tail::UpToDate) {
+            return Ok(0);
+        }
+        // Something to fold: the view must be writable (reopening it may
+        // move its position, so the tail is read again).
+        self.store.ensure_writable(&self.wal, &self.snapshots)?;
         match self.store.tail(&self.wal)? {
             Tail::UpToDate => Ok(0),
             Tail::Gone => {
@@ -752,6 +758,7 @@ impl Kv {
             snapshots,
             store,
         } = &mut *inner;
+        store.ensure_writable(wal, snapshots)?;
         store.rebuild(wal, snapshots, None)?;
         Ok(store.rebuilt.clone().unwrap_or_default())
     }

@@ -33,6 +33,11 @@ const M_POSITION: &str = "position";
 const M_FRONTIER: &str = "frontier";
 const M_CHECKSUM: &str = "checksum";
 const FORMAT: &[u8] = b"larder-kv view v1";
+/// Non-durable commits between two durable ones: redb reuses the pages an
+/// update frees only after a durable commit, so without these the file
+/// and the final flush grow with every update since the last one; each
+/// durable commit costs one fsync, shared by this many updates.
+const DURABLE_EVERY: u32 = 16;
 
 /// One key's latest write as stored: its version and its value's canonical
 /// CBOR bytes (`None`: deleted — the tombstone keeps the version so that a
@@ -206,6 +211,9 @@ pub struct Rebuilt {
 /// The view: the redb database plus the position and frontier in memory.
 pub(crate) struct Store {
     db: Option<Database>,
+    /// Opened read-only while the view was up to date (no fsync on open or
+    /// close); upgraded to `db` by [`Store::ensure_writable`].
+    ro: Option<redb::ReadOnlyDatabase>,
     path: PathBuf,
     /// The file was held by another process: this handle keeps its view in
     /// memory (rebuilt on open) and writes no file.
@@ -213,6 +221,8 @@ pub(crate) struct Store {
     pub(crate) position: Option<ObjectId>,
     pub(crate) frontier: Option<EventKey>,
     pub(crate) rebuilt: Option<Rebuilt>,
+    /// Writes committed without durability since the last flush.
+    dirty: std::cell::Cell<u32>,
 }
 
 impl Store {
@@ -232,12 +242,26 @@ impl Store {
         }
         let mut store = Self {
             db: None,
+            ro: None,
             path,
             in_memory: false,
             position: None,
             frontier: None,
             rebuilt: None,
+            dirty: std::cell::Cell::new(0),
         };
+        // Read-only first: an up-to-date view is then open in microseconds
+        // (a writable open fsyncs the header, and so does its close).
+        if let Ok(Ok(ro)) = contain(|| redb::ReadOnlyDatabase::open(&store.path)) {
+            store.ro = Some(ro);
+            match store.load() {
+                Ok(()) => return Ok(store),
+                Err(fault) => {
+                    store.heal(wal, snapshots, fault)?;
+                    return Ok(store);
+                }
+            }
+        }
         let opened = contain(|| Database::create(&store.path));
         let fault = match opened {
             Ok(Ok(db)) => {
@@ -289,14 +313,59 @@ impl Store {
     }
 
     fn db(&self) -> std::result::Result<&Database, Fault> {
-        self.db.as_ref().ok_or_else(|| "view not open".to_owned())
+        self.db
+            .as_ref()
+            .ok_or_else(|| "view not open for writing".to_owned())
+    }
+
+    fn begin_read(&self) -> std::result::Result<redb::ReadTransaction, Fault> {
+        match (&self.db, &self.ro) {
+            (Some(db), _) => db.begin_read().map_err(redb_fault),
+            (None, Some(ro)) => ro.begin_read().map_err(redb_fault),
+            (None, None) => Err("view not open".to_owned()),
+        }
+    }
+
+    /// Reopens a read-only view for writing (and reloads its meta, which
+    /// another process may have moved); a file another process holds
+    /// gives an in-memory view rebuilt from snapshot + WAL.
+    pub(crate) fn ensure_writable(
+        &mut self,
+        wal: &WalManager,
+        snapshots: &SnapshotManager,
+    ) -> Result<()> {
+        if self.db.is_some() {
+            return Ok(());
+        }
+        if let Some(ro) = self.ro.take() {
+            let _ = contain(move || drop(ro));
+        }
+        let fault = match contain(|| Database::create(&self.path)) {
+            Ok(Ok(db)) => {
+                self.db = Some(db);
+                match self.load() {
+                    Ok(()) => return Ok(()),
+                    Err(fault) => fault,
+                }
+            }
+            Ok(Err(
+                redb::DatabaseError::DatabaseAlreadyOpen
+                | redb::DatabaseError::LockProtocolMismatch,
+            )) => {
+                self.in_memory = true;
+                self.db = Some(self.memory_db()?);
+                return self.rebuild(wal, snapshots, None);
+            }
+            Ok(Err(e)) => redb_fault(e),
+            Err(message) => format!("redb panicked: {message}"),
+        };
+        self.heal(wal, snapshots, fault)
     }
 
     /// Loads position and frontier; `Err` if the meta table fails its checks.
     fn load(&mut self) -> std::result::Result<(), Fault> {
-        let db = self.db()?;
         let fields = guarded(|| {
-            let txn = db.begin_read().map_err(redb_fault)?;
+            let txn = self.begin_read()?;
             let table = match txn.open_table(META) {
                 Ok(t) => t,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -346,9 +415,8 @@ impl Store {
 
     /// The record of `key`.
     pub(crate) fn get(&self, key: &str) -> std::result::Result<Option<Record>, Fault> {
-        let db = self.db()?;
         guarded(|| {
-            let txn = db.begin_read().map_err(redb_fault)?;
+            let txn = self.begin_read()?;
             let table = match txn.open_table(ENTRIES) {
                 Ok(t) => t,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -370,9 +438,8 @@ impl Store {
         keep: &dyn Fn(&str) -> bool,
         tombstones: bool,
     ) -> std::result::Result<Vec<(String, Record)>, Fault> {
-        let db = self.db()?;
         guarded(|| {
-            let txn = db.begin_read().map_err(redb_fault)?;
+            let txn = self.begin_read()?;
             let table = match txn.open_table(ENTRIES) {
                 Ok(t) => t,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -407,6 +474,9 @@ impl Store {
         let (changes, frontier) = self.write(|table| fold(table, parsed), position)?;
         self.position = position;
         self.frontier = frontier;
+        if self.dirty.get() >= DURABLE_EVERY {
+            self.flush();
+        }
         Ok(changes)
     }
 
@@ -448,12 +518,16 @@ impl Store {
                     .map_err(redb_fault)?;
             }
             txn.commit().map_err(redb_fault)?;
+            self.dirty.set(self.dirty.get() + 1);
             Ok((changes, frontier))
         })
     }
 
     /// Makes every earlier write durable (one durable, empty commit).
     pub(crate) fn flush(&self) {
+        if self.dirty.replace(0) == 0 {
+            return;
+        }
         if let Ok(db) = self.db() {
             let r = guarded(|| {
                 let txn = db.begin_write().map_err(redb_fault)?;
@@ -469,6 +543,9 @@ impl Store {
     fn recreate(&mut self) -> Result<()> {
         if let Some(db) = self.db.take() {
             let _ = contain(move || drop(db));
+        }
+        if let Some(ro) = self.ro.take() {
+            let _ = contain(move || drop(ro));
         }
         self.position = None;
         self.frontier = None;
@@ -666,6 +743,9 @@ impl Drop for Store {
         }
         if let Some(db) = self.db.take() {
             let _ = contain(move || drop(db));
+        }
+        if let Some(ro) = self.ro.take() {
+            let _ = contain(move || drop(ro));
         }
     }
 }
