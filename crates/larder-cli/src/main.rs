@@ -15,7 +15,10 @@ use commands::sync::Direction;
 use output::{CliError, Output};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return output::argument_error(&e),
+    };
     let ctx = Ctx {
         dir: cli.dir.clone(),
         actor: cli.actor.clone(),

@@ -77,6 +77,81 @@ fn is_bad_input(e: &LarderError) -> bool {
     }
 }
 
+/// A command line clap refused, as one line (`larder: error: …`, with
+/// clap's tip if it has one, or a JSON object when `--json` is among the
+/// arguments) and [`EXIT_USAGE`]. Help and version requests print as
+/// clap renders them.
+pub fn argument_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE));
+    }
+    let line = one_line(&e.render().to_string());
+    if std::env::args().any(|a| a == "--json") {
+        eprintln!(
+            "{}",
+            serde_json::json!({ "error": line, "exit_code": EXIT_USAGE })
+        );
+    } else {
+        eprintln!("larder: error: {line}");
+    }
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// clap's rendered error as one line: the message, its tips, and where
+/// to look (`larder … --help`).
+fn one_line(rendered: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut help = "larder --help".to_owned();
+    // An error line ending in ':' lists its items on the indented lines
+    // that follow it.
+    let mut listing = false;
+    for raw in rendered.lines() {
+        let line = raw.trim();
+        if listing && raw.starts_with(' ') && !line.is_empty() && !line.starts_with("tip:") {
+            if let Some(last) = parts.last_mut() {
+                if !last.ends_with(':') {
+                    last.push(',');
+                }
+                last.push(' ');
+                last.push_str(line);
+            }
+            continue;
+        }
+        listing = false;
+        if let Some(msg) = line.strip_prefix("error: ") {
+            parts.push(msg.to_owned());
+            listing = msg.ends_with(':');
+        } else if line.starts_with("tip:") {
+            parts.push(line.to_owned());
+        } else if let Some(usage) = line.strip_prefix("Usage: ") {
+            // `larder log [OPTIONS] [LOG]` → `larder log --help`.
+            let words: Vec<&str> = usage
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect();
+            help = format!("{} --help", words.join(" "));
+        }
+    }
+    if parts.is_empty() {
+        parts.push(
+            rendered
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .to_owned(),
+        );
+    }
+    parts.push(format!("see `{help}`"));
+    parts.join("; ")
+}
+
 /// How this invocation prints.
 #[derive(Clone, Copy, Debug)]
 pub struct Output {
@@ -293,6 +368,24 @@ mod tests {
     fn no_progress_with_json() {
         let p = Output::new(true).progress("x", Some(5), "commits");
         assert!(p.bar.is_none());
+    }
+
+    #[test]
+    fn argument_errors_are_one_line_with_tips() {
+        let rendered = "error: unexpected argument '--limt' found\n\n  tip: a similar argument exists: '--limit'\n\nUsage: larder log --limit <N> [LOG]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "unexpected argument '--limt' found; tip: a similar argument exists: '--limit'; see `larder log --help`"
+        );
+    }
+
+    #[test]
+    fn missing_arguments_are_listed_on_the_line() {
+        let rendered = "error: the following required arguments were not provided:\n  --data <DATA>\n  --kind <KIND>\n\nUsage: larder append --log <LOG> --data <DATA>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "the following required arguments were not provided: --data <DATA>, --kind <KIND>; see `larder append --help`"
+        );
     }
 
     #[test]

@@ -103,8 +103,8 @@ pub fn check_log_name(larder: &Larder, name: &str) -> Result<(), CliError> {
 pub fn no_such_log(larder: &Larder, name: &str, remote: Option<&str>) -> CliError {
     let known = known_logs(larder);
     let mut msg = match remote {
-        Some(r) => format!("no log named {name:?} here or on remote {r}"),
-        None => format!("no log named {name:?} in this repository"),
+        Some(r) => format!("no log named {name} here or on remote {r}"),
+        None => format!("no log named {name} in this repository"),
     };
     if remote.is_none()
         && let Some(r) = remote_with_log(larder, name)
@@ -115,7 +115,7 @@ pub fn no_such_log(larder: &Larder, name: &str, remote: Option<&str>) -> CliErro
         return CliError::usage(msg);
     }
     match suggest(name, known.iter().map(String::as_str)) {
-        Some(s) => msg.push_str(&format!("; did you mean {s:?}?")),
+        Some(s) => msg.push_str(&format!("; did you mean {s}?")),
         None if known.is_empty() => msg.push_str("; there are no logs yet: append to one first"),
         None => msg.push_str(&format!(
             "; known logs: {}",
