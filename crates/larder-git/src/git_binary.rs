@@ -136,10 +136,16 @@ fn remote_error(url: &str, stderr: &str) -> GitError {
 /// its stderr says so (`cannot lock ref '<ref>': Unable to create
 /// '<path>.lock': File exists.`). `Some("")` when git named the ref but no
 /// path.
+///
+/// git prints the same `cannot lock ref` for a lost compare-and-swap
+/// (`… is at A but expected B`, a concurrent push moved the ref): that is
+/// not a lock, it is a race to retry, so only a line that names a lock
+/// file that could not be created counts.
 fn remote_lock(reference: &str, stderr: &str) -> Option<String> {
-    let line = stderr
-        .lines()
-        .find(|l| l.contains(&format!("cannot lock ref '{reference}'")))?;
+    let line = stderr.lines().find(|l| {
+        l.contains(&format!("cannot lock ref '{reference}'"))
+            && (l.contains("Unable to create") || l.contains("File exists"))
+    })?;
     let path = line
         .split("Unable to create '")
         .nth(1)
@@ -152,6 +158,14 @@ fn remote_lock(reference: &str, stderr: &str) -> Option<String> {
 /// could not lock the ref (its `<ref>.lock` exists) is
 /// [`GitError::RemoteRefLocked`], naming the lock file when git does.
 pub fn parse_push(url: &str, reference: &str, stdout: &str, stderr: &str) -> Result<PushOutcome> {
+    // A concurrent push moved the ref between the advertisement and the
+    // update: a lost compare-and-swap, to retry after reading again.
+    if let Some(line) = stderr.lines().find(|l| {
+        l.contains(&format!("cannot lock ref '{reference}'")) && l.contains("but expected")
+    }) {
+        let why = line.split_once(": ").map_or(line, |(_, rest)| rest).trim();
+        return Ok(PushOutcome::Lost(format!("the remote ref moved ({why})")));
+    }
     if let Some(lock_path) = remote_lock(reference, stderr) {
         let refused = stdout.lines().any(|l| {
             l.starts_with('!') && l.split('\t').nth(1).is_some_and(|s| s.ends_with(reference))

@@ -263,6 +263,15 @@ fn a_remote_ref_lock_in_git_push_output_is_named() {
         }
         other => panic!("expected RemoteRefLocked, got {other:?}"),
     }
+    // A concurrent push moved the ref: the same "cannot lock ref", but a
+    // lost compare-and-swap to retry, not a lock file to delete.
+    let moved = format!(
+        "remote: error: cannot lock ref '{r}': is at 1111111111111111111111111111111111111111 but expected 2222222222222222222222222222222222222222\nerror: failed to push some refs to 'file:///r'\n"
+    );
+    assert!(matches!(
+        parse_push("file:///r", r, &stdout, &moved),
+        Ok(larder_git::PushOutcome::Lost(_))
+    ));
     // Another ref's lock is not ours.
     let other = stderr.replace("heads/a", "heads/b");
     assert!(matches!(

@@ -188,12 +188,15 @@ impl Authority {
                 }
             }
             Authority::GitBinary { url, local } => {
-                match local
-                    .push_with_git(url, new, name, Some(expected))
-                    .map_err(|e| self.git_error(e))?
-                {
-                    PushOutcome::Updated | PushOutcome::UpToDate => Ok(Cas::Done),
-                    PushOutcome::Lost(_) => Ok(Cas::Lost),
+                match local.push_with_git(url, new, name, Some(expected)) {
+                    Ok(PushOutcome::Updated | PushOutcome::UpToDate) => Ok(Cas::Done),
+                    Ok(PushOutcome::Lost(_)) => Ok(Cas::Lost),
+                    // The remote's `<ref>.lock` is held: waited for, then
+                    // named (`LockError::RefLocked`), as for a local ref.
+                    Err(larder_git::GitError::RemoteRefLocked { lock_path, .. }) => {
+                        Ok(Cas::Locked(lock_path))
+                    }
+                    Err(e) => Err(self.git_error(e)),
                 }
             }
         }
