@@ -329,7 +329,10 @@ impl GitRepo {
 
     /// Whether the object exists. A lookup that fails (rather than
     /// misses) — the handle's store ran out of pack slots — is answered by a
-    /// store opened afresh, so "no" always means the object is absent.
+    /// store opened afresh. A plain miss is not confirmed (transfers ask
+    /// about many absent objects): "no" can be stale for an object another
+    /// handle packed a moment ago. Where a false "no" matters, read the
+    /// object ([`GitRepo::read_commit`] and friends confirm misses).
     pub fn has_object(&self, id: ObjectId) -> bool {
         match self.repo.try_find_header(id) {
             Ok(Some(_)) => true,

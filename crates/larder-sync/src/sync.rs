@@ -553,7 +553,11 @@ impl SyncManager {
                 return Ok(());
             }
             if let Some(c) = current
-                && (!self.local().has_object(c) || !self.wal.is_ancestor(c, head)?)
+                // `read_commit` confirms a miss on a freshly opened store
+                // (a shared one can miss a pack a concurrent merge just
+                // wrote): only a commit truly absent, or not in our
+                // history, is a divergence.
+                && (self.local().read_commit(c).is_err() || !self.wal.is_ancestor(c, head)?)
             {
                 return Err(SyncError::Diverged {
                     remote: self.remote.clone(),
