@@ -733,3 +733,69 @@ fn argument_errors_are_one_line_with_exit_2() {
     assert!(ok(&larder(d, &["log", "--help"])).contains("Usage: larder log"));
     assert!(ok(&larder(d, &["--version"])).starts_with("larder "));
 }
+
+#[test]
+fn status_says_how_far_the_view_is_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&larder(d, &["init"]));
+    ok(&larder(
+        d,
+        &[
+            "append",
+            "--log",
+            "kv",
+            "--kind",
+            "kv.set",
+            "--data",
+            r#"["a", 1]"#,
+        ],
+    ));
+    {
+        // A program keeps the key-value view; it is at the head.
+        let repo = larder::Larder::open(d).unwrap();
+        let viewed = repo
+            .log_with_view::<larder::crdt::KvProjection>(
+                "kv",
+                larder::snapshot::SnapshotPolicy::OFF,
+            )
+            .unwrap();
+        assert!(viewed.state().get("a").is_some());
+    }
+    let view = |d: &Path| -> serde_json::Value {
+        let s: serde_json::Value =
+            serde_json::from_str(ok(&larder(d, &["--json", "status"])).trim()).unwrap();
+        s["view"].clone()
+    };
+    assert_eq!(view(d)["state"], "fresh");
+    ok(&larder(
+        d,
+        &[
+            "append",
+            "--log",
+            "kv",
+            "--kind",
+            "kv.set",
+            "--data",
+            r#"["b", 2]"#,
+        ],
+    ));
+    ok(&larder(
+        d,
+        &[
+            "append",
+            "--log",
+            "kv",
+            "--kind",
+            "kv.set",
+            "--data",
+            r#"["c", 3]"#,
+        ],
+    ));
+    let v = view(d);
+    assert_eq!(
+        (v["state"].as_str(), v["commits_behind"].as_u64()),
+        (Some("behind"), Some(2))
+    );
+    assert!(ok(&larder(d, &["status"])).contains("view: 2 commits behind"));
+}
