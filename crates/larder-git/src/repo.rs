@@ -438,6 +438,22 @@ impl GitRepo {
         Ok(())
     }
 
+    /// An object's kind and size from its header, without inflating it —
+    /// so a reader can refuse a hostile multi-gigabyte blob before
+    /// allocating for it. Misses are confirmed as in [`GitRepo::read_blob`].
+    pub fn object_header(&self, id: ObjectId) -> Result<(gix::objs::Kind, u64)> {
+        if let Ok(Some(h)) = self.repo.try_find_header(id) {
+            return Ok((h.kind(), h.size()));
+        }
+        match self.fresh_store()?.try_find_header(id) {
+            Ok(Some(h)) => Ok((h.kind(), h.size())),
+            Ok(None) => Err(self
+                .unreadable_index()
+                .unwrap_or(GitError::ObjectMissing { id })),
+            Err(e) => Err(self.lookup_error(id, e)),
+        }
+    }
+
     /// Reads a blob's bytes (handed over from gix's buffer, not copied).
     pub fn read_blob(&self, id: ObjectId) -> Result<Vec<u8>> {
         Ok(self.find(id, gix::objs::Kind::Blob)?.data)

@@ -3,12 +3,12 @@
 
 use larder_git::{EntryKind, Expected, ObjectBatch, ObjectId};
 
-use crate::Result;
 use crate::append::{next_generation, with_generation};
 use crate::meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
 use crate::read::object_error;
 use crate::wal::{Durability, MERGE_ACTOR, MergeOutcome, WalManager, entry};
 use crate::walk::load_node;
+use crate::{Result, WalError};
 
 impl WalManager {
     /// Joins `other` into this log; see [`WalManager::merge_heads`].
@@ -103,7 +103,19 @@ impl WalManager {
             merged: parents[1..].iter().map(ToString::to_string).collect(),
         };
         let mut objects = ObjectBatch::new();
-        let meta_blob = objects.blob(meta.to_bytes())?;
+        let meta_bytes = meta.to_bytes();
+        if meta_bytes.len() as u64 > crate::meta::MAX_META_LEN {
+            return Err(WalError::BadMeta {
+                commit: parents[0],
+                reason: format!(
+                    "a merge of {} heads needs a meta.json of {} bytes, over the {} every reader accepts; merge fewer heads at a time",
+                    parents.len(),
+                    meta_bytes.len(),
+                    crate::meta::MAX_META_LEN
+                ),
+            });
+        }
+        let meta_blob = objects.blob(meta_bytes)?;
         let root = objects.tree(&[entry("meta.json", EntryKind::Blob, meta_blob)])?;
         let message = with_generation(
             &format!("larder: merge {} heads\n", parents.len()),

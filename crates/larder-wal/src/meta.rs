@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Result, WalError};
 
+/// The largest `meta.json` a reader inflates: 4 MiB. An append's is a few
+/// hundred bytes; a merge's lists every parent (~45 bytes each), so this
+/// admits merges of ~90,000 heads at once — and a merge that would be
+/// larger is refused when written, so writer and reader agree.
+pub const MAX_META_LEN: u64 = 4 << 20;
+
 /// The WAL commit format this build writes and reads.
 pub const WAL_FORMAT_VERSION: u32 = 1;
 

@@ -215,6 +215,20 @@ pub(crate) fn load_commit(
         }
     }
     let meta_blob = meta_blob.ok_or_else(|| bad_tree("/", "no meta.json".into()))?;
+    // Sizes come from object headers before anything is inflated: a
+    // hostile head cannot make a reader allocate gigabytes.
+    let (_, meta_size) = repo
+        .object_header(meta_blob)
+        .map_err(|e| object_error(id, "meta.json", meta_blob, e))?;
+    if meta_size > crate::meta::MAX_META_LEN {
+        return Err(WalError::BadMeta {
+            commit: id,
+            reason: format!(
+                "meta.json is {meta_size} bytes; at most {} are read",
+                crate::meta::MAX_META_LEN
+            ),
+        });
+    }
     let meta_bytes = repo
         .read_blob(meta_blob)
         .map_err(|e| object_error(id, "meta.json", meta_blob, e))?;
@@ -299,6 +313,19 @@ pub(crate) fn load_commit(
             &path,
             format!("expected the chunk {expected_name} named in meta.json"),
         ));
+    }
+    let (_, size) = repo
+        .object_header(only.id)
+        .map_err(|e| object_error(id, &path, only.id, e))?;
+    if size > larder_codec::MAX_CHUNK_LEN as u64 {
+        return Err(WalError::Chunk {
+            commit: id,
+            path,
+            source: Box::new(larder_codec::CodecError::ChunkTooLarge {
+                size: usize::try_from(size).unwrap_or(usize::MAX),
+                limit: larder_codec::MAX_CHUNK_LEN,
+            }),
+        });
     }
     let bytes = repo
         .read_blob(only.id)

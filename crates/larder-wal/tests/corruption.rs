@@ -223,6 +223,22 @@ fn an_append_without_its_events_tree_is_refused_not_read_as_empty() {
 }
 
 #[test]
+fn an_oversized_meta_json_is_refused_from_its_header() {
+    let (_dir, wal) = setup(1);
+    let ids = rewrite(&wal, |_, repo, root| {
+        let huge = vec![b' '; (larder_wal::MAX_META_LEN + 1) as usize];
+        set_blob(repo, root, "meta.json", &huge);
+    });
+    match wal.read_all() {
+        Err(WalError::BadMeta { commit, reason }) => {
+            assert_eq!(commit, ids[0]);
+            assert!(reason.contains("bytes"), "{reason}");
+        }
+        other => panic!("expected BadMeta, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_missing_chunk_blob_names_the_object() {
     let (_dir, wal) = setup(2);
     let blob = std::cell::Cell::new(None);
