@@ -359,16 +359,53 @@ impl Inner {
                 )?);
             }
         }
+        let before = self.store.position;
         let done = self.wal.append_committed(&envelopes)?;
         if let Some(e) = &done.after_commit {
             tracing::warn!(log = %self.wal.ref_name(), commit = %done.commit, error = %e,
                 "key-value write committed, then failed");
         }
-        if let Err(e) = self.catch_up(core) {
+        if let Err(e) = self.fold_own(core, done.commit, before, &envelopes) {
             tracing::warn!(log = %self.wal.ref_name(), error = %e,
                 "key-value write committed; folding it into the view failed (retried on next use)");
         }
         Ok(envelopes.iter().map(EventKey::of).collect())
+    }
+}
+
+impl Inner {
+    /// Folds this handle's own commit from the envelopes in hand when it
+    /// sits directly on the view's position at the head (nobody appended
+    /// in between), saving the read back and re-verification of its
+    /// chunk; otherwise catches up from the log.
+    fn fold_own(
+        &mut self,
+        core: &Core,
+        commit: ObjectId,
+        before: Option<ObjectId>,
+        envelopes: &[Envelope],
+    ) -> Result<()> {
+        let direct = self.wal.head()? == Some(commit)
+            && self
+                .wal
+                .repo()
+                .read_commit(commit)
+                .is_ok_and(|c| c.parents == before.into_iter().collect::<Vec<_>>());
+        if !direct {
+            return self.catch_up(core).map(|_| ());
+        }
+        self.store.ensure_writable(&self.wal, &self.snapshots)?;
+        if self.store.position != before {
+            // Reopening for writing found the view elsewhere.
+            return self.catch_up(core).map(|_| ());
+        }
+        match self.store.apply(envelopes, Some(commit)) {
+            Ok(changes) => {
+                core.broadcast(changes);
+                Ok(())
+            }
+            Err(fault) => self.store.heal(&self.wal, &self.snapshots, fault),
+        }
     }
 }
 
