@@ -145,7 +145,29 @@ impl GitRepo {
         };
         let mut done = self.consolidate_locked(policy)?;
         done.loose_objects = loose_objects;
+        done.temp_files_removed = self.remove_stale_temp_packs(STALE_TEMP_AGE);
         Ok(done)
+    }
+
+    /// Deletes `tmp_pack_*` files in `objects/pack` older than `age`: what
+    /// a writer killed mid-pack leaves behind (nothing refers to them, and
+    /// a live writer renames its file within moments). Returns how many
+    /// went; failures are skipped (it is tidying, not correctness).
+    pub fn remove_stale_temp_packs(&self, age: std::time::Duration) -> usize {
+        let Ok(entries) = std::fs::read_dir(self.objects_dir().join("pack")) else {
+            return 0;
+        };
+        let now = std::time::SystemTime::now();
+        entries
+            .filter_map(std::result::Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("tmp_pack_"))
+            .filter(|e| {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| now.duration_since(t).is_ok_and(|d| d >= age))
+            })
+            .filter(|e| std::fs::remove_file(e.path()).is_ok())
+            .count()
     }
 
     /// Compacts any repository, bare or not, whatever writes to it: waits
@@ -159,9 +181,14 @@ impl GitRepo {
         let loose_objects = self.pack_loose_objects()?.objects;
         let mut done = self.merge_all_locked(max_size)?;
         done.loose_objects = loose_objects;
+        done.temp_files_removed = self.remove_stale_temp_packs(STALE_TEMP_AGE);
         Ok(done)
     }
 }
+
+/// How old a `tmp_pack_*` file must be before upkeep deletes it: far longer
+/// than any live write takes.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl GitRepo {
     /// Writes `objects` (id, kind, bytes) as one new pack plus index in

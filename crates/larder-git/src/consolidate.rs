@@ -64,6 +64,9 @@ pub struct Consolidation {
     /// [`GitRepo::check_packs`]): each stays where it is, its intact
     /// objects readable, while the others were merged.
     pub damaged: Vec<DamagedPack>,
+    /// `tmp_pack_*` files left by killed writers that were deleted
+    /// (upkeep and compaction remove those older than an hour).
+    pub temp_files_removed: usize,
 }
 
 /// A pack that cannot be merged or fully read: its index is unreadable,

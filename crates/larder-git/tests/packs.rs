@@ -407,3 +407,25 @@ fn packs_git_marked_to_stay_are_never_merged() {
     assert_eq!(repo.pack_count().unwrap(), 3);
     git(dir.path(), &["fsck", "--full", "--strict"], None);
 }
+
+#[test]
+fn compaction_deletes_temp_packs_killed_writers_left_but_not_fresh_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init_bare(dir.path()).unwrap();
+    let pack_dir = repo.objects_dir().join("pack");
+    std::fs::create_dir_all(&pack_dir).unwrap();
+    let old = pack_dir.join("tmp_pack_killed");
+    let fresh = pack_dir.join("tmp_pack_live");
+    std::fs::write(&old, b"half a pack").unwrap();
+    std::fs::write(&fresh, b"being written").unwrap();
+    let status = std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&old)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let done = repo.compact(64 << 20).unwrap();
+    assert_eq!(done.temp_files_removed, 1);
+    assert!(!old.exists());
+    assert!(fresh.exists());
+}
