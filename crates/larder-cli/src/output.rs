@@ -77,6 +77,25 @@ fn is_bad_input(e: &LarderError) -> bool {
     }
 }
 
+/// Writes `text` and a newline to stdout. A reader that went away (`larder
+/// log | head`) ends the process quietly with success — the output was
+/// not wanted any more — instead of a panic.
+pub fn out_line(text: &dyn std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// Writes `text` and a newline to stderr, ignoring a closed stderr.
+pub fn err_line(text: &dyn std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
 /// A command line clap refused, as one line (`larder: error: …`, with
 /// clap's tip if it has one, or a JSON object when `--json` is among the
 /// arguments) and [`EXIT_USAGE`]. Help and version requests print as
@@ -94,12 +113,9 @@ pub fn argument_error(e: &clap::Error) -> ExitCode {
     }
     let line = one_line(&e.render().to_string());
     if std::env::args().any(|a| a == "--json") {
-        eprintln!(
-            "{}",
-            serde_json::json!({ "error": line, "exit_code": EXIT_USAGE })
-        );
+        err_line(&serde_json::json!({ "error": line, "exit_code": EXIT_USAGE }));
     } else {
-        eprintln!("larder: error: {line}");
+        err_line(&format!("larder: error: {line}"));
     }
     ExitCode::from(EXIT_USAGE)
 }
@@ -172,9 +188,9 @@ impl Output {
     /// One result on stdout: `value` as a JSON line, or the text `text()`.
     pub fn emit(&self, value: Value, text: impl FnOnce() -> String) {
         if self.json {
-            println!("{value}");
+            out_line(&value);
         } else {
-            println!("{}", text());
+            out_line(&text());
         }
     }
 
@@ -184,18 +200,18 @@ impl Output {
     /// [`EXIT_FAILURE`] after printing everything.
     pub fn bad_entry(&self, error: &dyn std::fmt::Display) {
         if self.json {
-            println!("{}", serde_json::json!({ "error": error.to_string() }));
+            out_line(&serde_json::json!({ "error": error.to_string() }));
         } else {
-            println!("bad: {error}");
+            out_line(&format!("bad: {error}"));
         }
     }
 
     /// A warning on stderr (never mixed into stdout's results).
     pub fn warn(&self, message: &str) {
         if self.json {
-            eprintln!("{}", serde_json::json!({ "warning": message }));
+            err_line(&serde_json::json!({ "warning": message }));
         } else {
-            eprintln!("larder: {message}");
+            err_line(&format!("larder: {message}"));
         }
     }
 
@@ -204,12 +220,9 @@ impl Output {
         let code = error.exit_code();
         let line = error.to_string().replace('\n', " ");
         if self.json {
-            eprintln!(
-                "{}",
-                serde_json::json!({ "error": line, "exit_code": code })
-            );
+            err_line(&serde_json::json!({ "error": line, "exit_code": code }));
         } else {
-            eprintln!("larder: error: {line}");
+            err_line(&format!("larder: error: {line}"));
         }
         ExitCode::from(code)
     }

@@ -799,3 +799,44 @@ fn status_says_how_far_the_view_is_behind() {
     );
     assert!(ok(&larder(d, &["status"])).contains("view: 2 commits behind"));
 }
+
+#[test]
+fn a_reader_that_stops_early_is_no_panic() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&larder(d, &["init"]));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-C")
+        .arg(d)
+        .args(["append", "--log", "n", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines: String = (0..5000).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    // `larder log n | head -1`: 5,000 lines (far more than a pipe holds).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-C")
+        .arg(d)
+        .args(["log", "n"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.ends_with("{\"n\":4999}\n"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+}

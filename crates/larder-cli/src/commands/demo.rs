@@ -5,13 +5,13 @@ use larder::crdt::{KvProjection, Projection};
 use larder::{Larder, LarderError};
 use serde_json::json;
 
-use crate::output::CliError;
+use crate::output::{CliError, out_line};
 
 fn say(json_mode: bool, step: &str, text: String, value: serde_json::Value) {
     if json_mode {
-        println!("{}", json!({ "step": step, "detail": value }));
+        out_line(&json!({ "step": step, "detail": value }));
     } else {
-        println!("{text}");
+        out_line(&text);
     }
 }
 

@@ -128,9 +128,8 @@ fn acquire(ctx: &Ctx, m: &LockManager, resource: &str, ttl: u64) -> CmdResult {
             token,
         }) => {
             if ctx.out.json() {
-                println!(
-                    "{}",
-                    json!({ "held": true, "resource": resource, "holder": holder, "holder_id": holder_id, "token": token, "expires_in_ms": expires_in_ms })
+                crate::output::out_line(
+                    &json!({ "held": true, "resource": resource, "holder": holder, "holder_id": holder_id, "token": token, "expires_in_ms": expires_in_ms }),
                 );
             } else {
                 ctx.out.warn(&format!(
@@ -145,9 +144,8 @@ fn acquire(ctx: &Ctx, m: &LockManager, resource: &str, ttl: u64) -> CmdResult {
             },
         ) => {
             if ctx.out.json() {
-                println!(
-                    "{}",
-                    json!({ "held": true, "own_expired": true, "resource": resource, "token": token, "expires_in_ms": retry_in_ms })
+                crate::output::out_line(
+                    &json!({ "held": true, "own_expired": true, "resource": resource, "token": token, "expires_in_ms": retry_in_ms }),
                 );
             } else {
                 ctx.out.warn(&e.to_string());

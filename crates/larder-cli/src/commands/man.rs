@@ -29,6 +29,6 @@ pub fn man(dir: &Path) -> CmdResult {
     };
     std::fs::create_dir_all(dir).map_err(fail)?;
     clap_mangen::generate_to(Cli::command(), dir).map_err(fail)?;
-    println!("{}", dir.join("larder.1").display());
+    crate::output::out_line(&dir.join("larder.1").display());
     Ok(ExitCode::SUCCESS)
 }
