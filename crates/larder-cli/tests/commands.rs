@@ -175,6 +175,22 @@ fn log_reads_like_git_log() {
         )),
         ["k3", "k2"]
     );
+    // A --since newer than --until: nothing in between, as in git.
+    assert!(
+        kinds(&larder(
+            d,
+            &[
+                "--json",
+                "log",
+                "issues",
+                "--since",
+                &commits[0],
+                "--until",
+                &commits[2]
+            ]
+        ))
+        .is_empty()
+    );
     // Dates: every event is after 2000 and before 2999.
     assert_eq!(
         kinds(&larder(

@@ -53,6 +53,12 @@ pub fn run(ctx: &Ctx, args: &LogArgs<'_>) -> CmdResult {
         _ => None,
     };
     let commits = match until {
+        // Like git's `A..B` with A not behind B: nothing in between.
+        Some(Bound::Commit(u))
+            if since_commit.is_some_and(|s| !log.wal().is_ancestor(s, u).unwrap_or(false)) =>
+        {
+            return Ok(ExitCode::SUCCESS);
+        }
         Some(Bound::Commit(u)) => {
             larder::wal::commits_between(log.wal().repo(), u, since_commit, log.wal().ref_name())?
         }
