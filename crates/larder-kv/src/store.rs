@@ -471,7 +471,7 @@ impl Store {
     ) -> std::result::Result<Vec<RawChange>, Fault> {
         let mut parsed: Vec<(String, Record)> = events.iter().filter_map(parse_event).collect();
         parsed.sort_by(|a, b| a.1.version.cmp(&b.1.version));
-        let (changes, frontier) = self.write(|table| fold(table, parsed), position)?;
+        let (changes, frontier) = self.write(false, |table| fold(table, parsed), position)?;
         self.position = position;
         self.frontier = frontier;
         if self.dirty.get() >= DURABLE_EVERY {
@@ -480,10 +480,12 @@ impl Store {
         Ok(changes)
     }
 
-    /// One write transaction: `body` edits the entries, then the meta is
-    /// rewritten for `position` and the new frontier.
+    /// One write transaction: the entries table emptied first if `clear`,
+    /// `body` edits the entries, then the meta is rewritten for `position`
+    /// and the new frontier.
     fn write(
         &self,
+        clear: bool,
         body: impl FnOnce(
             &mut redb::Table<&str, &[u8]>,
         ) -> std::result::Result<(Vec<RawChange>, Option<EventKey>), Fault>,
@@ -499,6 +501,11 @@ impl Store {
             txn.set_durability(redb::Durability::None)
                 .map_err(redb_fault)?;
             let (changes, frontier) = {
+                if clear {
+                    // Dropping the table frees its pages wholesale, far
+                    // cheaper than deleting a million entries one by one.
+                    txn.delete_table(ENTRIES).map_err(redb_fault)?;
+                }
                 let mut table = txn.open_table(ENTRIES).map_err(redb_fault)?;
                 body(&mut table)?
             };
@@ -629,8 +636,8 @@ impl Store {
         let mut parsed: Vec<(String, Record)> = tail.iter().filter_map(parse_event).collect();
         parsed.sort_by(|a, b| a.1.version.cmp(&b.1.version));
         let result = self.write(
+            true,
             |table| {
-                table.retain(|_, _| false).map_err(redb_fault)?;
                 let mut frontier = None;
                 if let Some(state) = base_state {
                     for (key, record) in state.into_records() {
