@@ -228,6 +228,21 @@ const BENCHES: &[(&str, &str, &str)] = &[
         "/s",
         "equal to the 1k row",
     ),
+    ("kv/get_warm_10k_keys", "/s", ">= 500k /s"),
+    ("kv/scan_10k_keys", "time", "<= 10 ms"),
+    ("kv/open_up_to_date_10k_keys", "time", "<= 10 ms"),
+    ("kv/set_single_eventual", "/s", ">= 1,500 /s"),
+    ("kv/set_batch_1000_eventual", "keys/s", ">= 300k keys/s"),
+    (
+        "kv/rebuild_100k_keys_from_snapshot_plus_10k_tail",
+        "time",
+        "(1M keys: <= 2 s)",
+    ),
+    (
+        "kv/rebuild_1000k_keys_from_snapshot_plus_10k_tail",
+        "time",
+        "<= 2 s",
+    ),
 ];
 
 const BENCH_CRATES: &[&str] = &[
@@ -237,6 +252,7 @@ const BENCH_CRATES: &[&str] = &[
     "larder-sync",
     "larder-snapshot",
     "larder-lock",
+    "larder-kv",
     "larder",
 ];
 
