@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use larder::git::{GitRepo, ObjectBatch};
+use larder_testkit::fixtures::count_objects;
+use larder_testkit::git;
 
 fn larder(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_larder"))
@@ -13,35 +15,6 @@ fn larder(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// `git count-objects -v` as (loose objects, packs).
-fn count_objects(dir: &Path) -> (usize, usize) {
-    let out = git(dir, &["count-objects", "-v"]);
-    let field = |name: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap()
-    };
-    (field("count:"), field("packs:"))
 }
 
 #[test]

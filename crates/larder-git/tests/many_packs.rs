@@ -5,40 +5,12 @@
 //! the oracle.
 
 use std::path::Path;
-use std::process::Command;
 
 use larder_git::{
     ConsolidationPolicy, EntryKind, GitError, GitRepo, ObjectBatch, ObjectId, TreeEntry, parse_push,
 };
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("the git binary runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// `git count-objects -v` as (loose objects, packs).
-fn count_objects(dir: &Path) -> (usize, usize) {
-    let out = git(dir, &["count-objects", "-v"]);
-    let field = |name: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap()
-    };
-    (field("count:"), field("packs:"))
-}
+use larder_testkit::fixtures::count_objects;
+use larder_testkit::git;
 
 /// One commit (blob, tree, commit) on `parent`, written as its own pack.
 fn commit_pack(repo: &GitRepo, parent: Option<ObjectId>, n: usize) -> (ObjectId, ObjectId) {

@@ -6,46 +6,18 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{Replica, bare_remote};
 use larder_codec::{ActorId, Envelope, Timestamp};
 use larder_crdt::KvProjection;
 use larder_git::{GitRepo, ObjectBatch};
 use larder_sync::{SyncError, SyncManager, Transport};
+use larder_testkit::fixtures::count_objects;
+use larder_testkit::git;
 use larder_wal::{WalManager, WalOptions};
 
 fn ts(ms: u64) -> Timestamp {
     Timestamp::new(1_700_000_000_000 + ms, 0)
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("the git binary runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// `git count-objects -v` as (loose objects, packs).
-fn count_objects(dir: &Path) -> (usize, usize) {
-    let out = git(dir, &["count-objects", "-v"]);
-    let field = |name: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap()
-    };
-    (field("count:"), field("packs:"))
 }
 
 fn event(actor: &ActorId, n: u64) -> Envelope {

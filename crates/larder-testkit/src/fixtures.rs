@@ -28,3 +28,16 @@ pub fn work_repo() -> tempfile::TempDir {
 pub fn assert_fsck(dir: &Path) {
     git(dir, &["fsck", "--full", "--strict"]);
 }
+
+/// `git count-objects -v` of the repository at `dir` as (loose objects,
+/// packs): how tests check that writers leave packs, not loose files.
+pub fn count_objects(dir: &Path) -> (usize, usize) {
+    let out = git(dir, &["count-objects", "-v"]);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("git count-objects -v printed no {name} line: {out}"))
+    };
+    (field("count:"), field("packs:"))
+}

@@ -32,7 +32,7 @@ pub use meta::{CommitKind, MAX_META_LEN, Meta, WAL_FORMAT_VERSION};
 pub use read::{WalCommits, WalEvents, commits_between};
 pub use verify::VerifyReport;
 pub use wal::{
-    Committed, CompactReport, Durability, MERGE_ACTOR, MergeOutcome, WalCommit, WalManager,
-    WalOptions,
+    Committed, CompactReport, Durability, MERGE_ACTOR, MergeOutcome, RESERVED_LOG_NAMES, WalCommit,
+    WalManager, WalOptions,
 };
 pub use walk::GENERATION_TRAILER;

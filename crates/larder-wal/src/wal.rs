@@ -165,6 +165,12 @@ impl Drop for Maintenance {
 }
 
 /// Checks that `name` can be one component of a ref name.
+/// Log names that would collide with, or read like, larder's own refs
+/// under `refs/<ns>/`: lock records live at `refs/<ns>/locks/…`, so a log
+/// named `locks` would be listed as a malformed lock; the others name
+/// parts of every log's own tree of refs.
+pub const RESERVED_LOG_NAMES: &[&str] = &["locks", "heads", "snapshots", "wal"];
+
 pub(crate) fn check_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         Some("must not be empty")
@@ -200,6 +206,12 @@ impl WalManager {
     /// The log `log` in `repo`, with `options`.
     pub fn with_options(repo: GitRepo, log: &str, options: WalOptions) -> Result<Self> {
         check_name(log)?;
+        if RESERVED_LOG_NAMES.contains(&log) {
+            return Err(WalError::InvalidName {
+                name: log.into(),
+                reason: "reserved for larder's own refs (locks, heads, snapshots, wal)",
+            });
+        }
         check_name(&options.namespace)?;
         let ref_name = format!("refs/{}/{log}/wal", options.namespace);
         Ok(Self {

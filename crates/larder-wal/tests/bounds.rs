@@ -262,3 +262,19 @@ fn a_merge_claiming_events_is_refused() {
     // Counting from meta.json refuses it too, instead of reporting 10^12.
     assert!(wal.count_between(forged, Some(b)).is_err());
 }
+
+#[test]
+fn log_names_of_larders_own_refs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = larder_git::GitRepo::init_bare(dir.path()).unwrap();
+    for name in larder_wal::RESERVED_LOG_NAMES {
+        assert!(
+            matches!(
+                WalManager::new(repo.clone(), name),
+                Err(WalError::InvalidName { .. })
+            ),
+            "{name}"
+        );
+    }
+    assert!(WalManager::new(repo, "locksmith").is_ok());
+}

@@ -27,11 +27,8 @@ pub mod whoami;
 /// A command's result: its exit code, or the error `main` renders.
 pub type CmdResult = Result<ExitCode, CliError>;
 
-/// Names a log may not have: larder's own refs live beside the logs'
-/// (`refs/larder/locks/…` for locks; `heads`, `snapshots` and `wal` are the
-/// parts of a log's own refs), so a log named like them would be read as
-/// something else.
-pub const RESERVED_LOG_NAMES: &[&str] = &["locks", "heads", "snapshots", "wal"];
+/// Log names larder keeps for its own refs (the WAL refuses them too).
+pub use larder::wal::RESERVED_LOG_NAMES;
 
 /// What every command needs: where to run and how to print.
 pub struct Ctx {
