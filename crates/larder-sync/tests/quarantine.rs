@@ -253,8 +253,8 @@ fn a_push_failing_after_the_pull_merged_reports_the_pull() {
         max_lock_waits: 2,
         ..larder_wal::WalOptions::default()
     };
-    let wal = WalManager::with_options(GitRepo::init(bob_dir.path()).unwrap(), "kv", options)
-        .unwrap();
+    let wal =
+        WalManager::with_options(GitRepo::init(bob_dir.path()).unwrap(), "kv", options).unwrap();
     let bob = SyncManager::new(
         wal,
         ActorId::new("bob").unwrap(),
