@@ -299,6 +299,12 @@ impl Inner {
         // Something to fold: the view must be writable (reopening it may
         // move its position, so the tail is read again).
         self.store.ensure_writable(&self.wal, &self.snapshots)?;
+        if self.store.position.is_none() && !self.snapshots.list()?.is_empty() {
+            // A fresh view of a log that has snapshots (a new clone): start
+            // from the newest one rather than folding the whole log.
+            self.store.rebuild(&self.wal, &self.snapshots, None)?;
+            return Ok(0);
+        }
         match self.store.tail(&self.wal)? {
             Tail::UpToDate => Ok(0),
             Tail::Gone => {

@@ -11,7 +11,6 @@
 //! redb panic makes the view throw its file away and rebuild from the
 //! newest snapshot plus the WAL, with a warning (DESIGN.md, semantics 9).
 
-use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
@@ -32,7 +31,7 @@ const M_FORMAT: &str = "format";
 const M_POSITION: &str = "position";
 const M_FRONTIER: &str = "frontier";
 const M_CHECKSUM: &str = "checksum";
-const FORMAT: &[u8] = b"larder-kv view v1";
+const FORMAT: &[u8] = b"larder-kv view v2";
 /// Non-durable commits between two durable ones: redb reuses the pages an
 /// update frees only after a durable commit, so without these the file
 /// and the final flush grow with every update since the last one; each
@@ -96,8 +95,8 @@ fn malformed<T>(e: &Envelope, reason: &str) -> Option<T> {
 }
 
 /// Entry layout: `[8 checksum][8 millis BE][4 counter BE][1 actor len]
-/// [actor][32 event id][1 live][value CBOR]`; the checksum is the first 8
-/// bytes of BLAKE2b-256 over a tag, the key and the rest.
+/// [actor][32 event id][1 live][value CBOR]`; the checksum covers the key
+/// and the rest ([`entry_sum`]).
 pub(crate) fn encode_record(key: &str, r: &Record) -> Vec<u8> {
     let actor = r.version.actor.as_str().as_bytes();
     let value = r.value.as_deref().unwrap_or(&[]);
@@ -115,16 +114,33 @@ pub(crate) fn encode_record(key: &str, r: &Record) -> Vec<u8> {
     out
 }
 
+/// A 64-bit checksum of key and entry: catches damaged bytes (it is not a
+/// defence against someone forging entries — whoever can write the file can
+/// write the WAL's view of it too). Eight bytes a step, so a `get` or a
+/// rebuild of a million entries pays little for it.
 fn entry_sum(key: &str, rest: &[u8]) -> [u8; 8] {
-    let full = blake2b256(&[
-        b"larder-kv entry v1",
-        &(key.len() as u64).to_le_bytes(),
-        key.as_bytes(),
-        rest,
-    ]);
-    let mut sum = [0; 8];
-    sum.copy_from_slice(&full[..8]);
-    sum
+    let mut h: u64 = 0x6c61_7264_6572_6b76 ^ (key.len() as u64);
+    for part in [key.as_bytes(), rest] {
+        let mut chunks = part.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = mix(h ^ u64::from_le_bytes(w));
+        }
+        let tail = chunks.remainder();
+        let mut w = [0u8; 8];
+        w[..tail.len()].copy_from_slice(tail);
+        h = mix(h ^ u64::from_le_bytes(w) ^ ((tail.len() as u64) << 56));
+    }
+    mix(h ^ rest.len() as u64).to_le_bytes()
+}
+
+/// One round of a 64-bit mixer (splitmix64's finaliser).
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Decodes an entry; `Err` names what is wrong (the view then heals).
@@ -760,7 +776,7 @@ impl Drop for Store {
 /// Builds a [`KvState`] from records: the same bytes and hash as
 /// `KvProjection` folded over the same events.
 pub(crate) fn state_of(records: Vec<(String, Record)>) -> std::result::Result<KvState, Fault> {
-    let mut map = BTreeMap::new();
+    let mut entries = Vec::with_capacity(records.len());
     for (key, r) in records {
         let value = match r.value {
             Some(bytes) => Some(
@@ -770,7 +786,8 @@ pub(crate) fn state_of(records: Vec<(String, Record)>) -> std::result::Result<Kv
         };
         let mut reg = LwwRegister::default();
         reg.set(value, r.version);
-        map.insert(key, reg);
+        entries.push((key, reg));
     }
-    Ok(KvState::from_map(map))
+    // Records come from the table in key order, each key once.
+    Ok(KvState::from_sorted(entries))
 }

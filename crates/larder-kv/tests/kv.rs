@@ -568,6 +568,14 @@ fn position_gone_and_snapshot_rebuild() {
     assert_eq!(report.tail_events, 10);
     assert_eq!(kv.state_hash().unwrap(), projection_hash(dir.path()));
     assert_eq!(kv.get::<i32>("k3").unwrap().unwrap().value, 1003);
+    // A fresh view (a new clone, a deleted file) starts from the snapshot.
+    let path = kv.path();
+    drop(kv);
+    std::fs::remove_file(&path).unwrap();
+    let kv = open(dir.path(), "alice");
+    let report = kv.rebuilt().unwrap();
+    assert_eq!((report.snapshot_entries, report.tail_events), (500, 10));
+    assert_eq!(kv.state_hash().unwrap(), projection_hash(dir.path()));
     drop(kv);
     // History rewritten: the log ref now points elsewhere (a fresh log).
     git(dir.path(), &["update-ref", "-d", "refs/larder/kv/wal"]);
