@@ -233,15 +233,6 @@ impl Output {
         !self.json && std::io::stderr().is_terminal()
     }
 
-    /// Runs `work` with a spinner (message and elapsed time) on a terminal;
-    /// silently otherwise (pipes, `--json`), so scripts never see progress.
-    pub fn with_progress<T>(&self, message: &str, work: impl FnOnce() -> T) -> T {
-        let progress = self.progress(message, None, "");
-        let result = work();
-        progress.finish();
-        result
-    }
-
     /// A progress display for work of `total` steps counted in `unit`
     /// (a bar with count, rate and ETA), or a spinner with a running count
     /// and rate when the total is unknown. Hidden unless stderr is a

@@ -177,9 +177,17 @@ impl GitRepo {
     /// damaged packs are skipped and named in [`Consolidation::damaged`].
     /// Every object stays readable throughout.
     pub fn compact(&self, max_size: u64) -> Result<Consolidation> {
+        self.compact_with(max_size, &|_| {})
+    }
+
+    /// [`GitRepo::compact`], calling `progress(n)` as each `n` more packs
+    /// have been read for the merge (for a progress display; the total is
+    /// [`GitRepo::pack_count`] beforehand, give or take one for the loose
+    /// objects' pack).
+    pub fn compact_with(&self, max_size: u64, progress: &dyn Fn(u64)) -> Result<Consolidation> {
         let _lock = self.consolidation_lock(true)?;
         let loose_objects = self.pack_loose_objects()?.objects;
-        let mut done = self.merge_all_locked(max_size)?;
+        let mut done = self.merge_all_locked(max_size, progress)?;
         done.loose_objects = loose_objects;
         done.temp_files_removed = self.remove_stale_temp_packs(STALE_TEMP_AGE);
         Ok(done)

@@ -157,7 +157,7 @@ impl GitRepo {
             let Some(full) = tiers.into_iter().find(|t| t.len() >= fan_in) else {
                 return Ok(done);
             };
-            let merged = self.merge_pack_files(&full)?;
+            let merged = self.merge_pack_files(&full, &|_| {})?;
             done.objects += merged.objects;
             done.packs_merged += merged.packs;
             done.packs_written += usize::from(merged.written);
@@ -177,15 +177,19 @@ impl GitRepo {
     /// [`GitRepo::consolidate_packs`].
     pub fn merge_packs(&self, max_size: u64) -> Result<Consolidation> {
         let _lock = self.consolidation_lock(true)?;
-        self.merge_all_locked(max_size)
+        self.merge_all_locked(max_size, &|_| {})
     }
 
-    pub(crate) fn merge_all_locked(&self, max_size: u64) -> Result<Consolidation> {
+    pub(crate) fn merge_all_locked(
+        &self,
+        max_size: u64,
+        progress: &dyn Fn(u64),
+    ) -> Result<Consolidation> {
         let packs = self.mergeable_packs(max_size)?;
         if packs.len() < 2 {
             return Ok(Consolidation::default());
         }
-        let merged = self.merge_pack_files(&packs)?;
+        let merged = self.merge_pack_files(&packs, progress)?;
         Ok(Consolidation {
             objects: merged.objects,
             packs_merged: merged.packs,
@@ -353,12 +357,14 @@ impl GitRepo {
 
     /// Writes the objects of `packs` as one new pack (durably), then deletes
     /// the packs it read. A damaged pack is left out (and not deleted).
-    fn merge_pack_files(&self, packs: &[PackFiles]) -> Result<Merged> {
+    /// `progress(1)` is called as each pack has been read.
+    fn merge_pack_files(&self, packs: &[PackFiles], progress: &dyn Fn(u64)) -> Result<Merged> {
         let mut builder = PackBuilder::new();
         let mut seen: HashSet<ObjectId> = HashSet::new();
         let mut merged = Vec::with_capacity(packs.len());
         let mut damaged = Vec::new();
         for pack in packs {
+            progress(1);
             match scan_pack(pack, &seen, true) {
                 Ok(scan) => {
                     for entry in scan.copied {

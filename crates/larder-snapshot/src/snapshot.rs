@@ -173,25 +173,39 @@ impl SnapshotManager {
 
     /// Snapshots every event of the log (no projection state).
     pub fn create(&self) -> Result<SnapshotInfo> {
-        self.create_inner::<larder_crdt::KvProjection>(false)
+        self.create_inner::<larder_crdt::KvProjection>(false, &|_, _| {})
     }
 
     /// Snapshots every event and the state of projection `P` folded over them.
     pub fn create_with<P: Projection + Default>(&self) -> Result<SnapshotInfo> {
-        self.create_inner::<P>(true)
+        self.create_inner::<P>(true, &|_, _| {})
     }
 
-    fn create_inner<P: Projection + Default>(&self, with_state: bool) -> Result<SnapshotInfo> {
+    /// [`SnapshotManager::create_with`], calling `progress(done, total)`
+    /// as the log's commits are read (`total` is known once the walk is
+    /// planned), for a progress display.
+    pub fn create_with_progress<P: Projection + Default>(
+        &self,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<SnapshotInfo> {
+        self.create_inner::<P>(true, progress)
+    }
+
+    fn create_inner<P: Projection + Default>(
+        &self,
+        with_state: bool,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<SnapshotInfo> {
         let head = self.wal.head()?.ok_or_else(|| SnapshotError::EmptyLog {
             log: self.wal.ref_name().into(),
         })?;
-        let mut events: Vec<Envelope> =
-            larder_wal::commits_between(self.repo(), head, None, self.wal.ref_name())?
-                .map(|c| c.map(|c| c.events))
-                .collect::<larder_wal::Result<Vec<_>>>()?
-                .into_iter()
-                .flatten()
-                .collect();
+        let commits = larder_wal::commits_between(self.repo(), head, None, self.wal.ref_name())?;
+        let total = commits.remaining() as u64;
+        let mut events: Vec<Envelope> = Vec::new();
+        for (done, commit) in commits.enumerate() {
+            events.extend(commit?.events);
+            progress(done as u64 + 1, total);
+        }
         sort_events(&mut events);
         let frontier = events.last().map(EventKey::of);
         let mut entries = Vec::new();

@@ -279,6 +279,12 @@ impl SyncManager {
     /// Staging refs mirror the remote's heads: each fetched head is staged,
     /// and a staging ref whose head is gone from the remote is deleted.
     pub fn pull(&self) -> Result<SyncReport> {
+        self.pull_with(&|_| {})
+    }
+
+    /// [`SyncManager::pull`], calling `progress(n)` as each `n` more
+    /// incoming commits have been verified (for a progress display).
+    pub fn pull_with(&self, progress: &dyn Fn(u64)) -> Result<SyncReport> {
         let mut rejected = Vec::new();
         let (advertised, fetched) = match &self.transport {
             Transport::File(remote) => self.fetch_file(remote, &mut rejected)?,
@@ -286,7 +292,7 @@ impl SyncManager {
         };
         let stale_refs = self.mirror_staging(&advertised, &fetched)?;
         let ids: Vec<ObjectId> = fetched.iter().map(|(_, id)| *id).collect();
-        let verdicts = self.wal.incoming_each(&ids)?;
+        let verdicts = self.wal.incoming_each_with(&ids, progress)?;
         let mut good = Vec::with_capacity(ids.len());
         let (mut commits, mut events) = (0, 0);
         for ((name, id), verdict) in fetched.iter().zip(verdicts) {
@@ -630,7 +636,13 @@ impl SyncManager {
     /// [`SyncError::PushAfterPull`], carrying the pull's report: the local
     /// log did change. Retrying is safe (a pull and a push are idempotent).
     pub fn sync(&self) -> Result<SyncReport> {
-        let pulled = self.pull()?;
+        self.sync_with(&|_| {})
+    }
+
+    /// [`SyncManager::sync`] with the pull's progress reported as in
+    /// [`SyncManager::pull_with`].
+    pub fn sync_with(&self, progress: &dyn Fn(u64)) -> Result<SyncReport> {
+        let pulled = self.pull_with(progress)?;
         let pushed = match self.push() {
             Ok(pushed) => pushed,
             Err(source) => {

@@ -133,9 +133,17 @@ fn one_bad_head_blocks_nobody(network: bool) {
     assert_eq!(dave.wal().repo().ref_target(&staged).unwrap(), None);
     // Mallory republishes a good head: it is merged like any other.
     mallory.sync.push().unwrap();
-    let report = dave.pull().unwrap();
+    let verified = std::cell::Cell::new(0);
+    let report = dave
+        .pull_with(&|n| verified.set(verified.get() + n))
+        .unwrap();
     assert!(report.rejected.is_empty());
     assert_eq!(report.events_received, 1);
+    assert_eq!(
+        verified.get(),
+        report.commits_received,
+        "progress per commit"
+    );
     assert_eq!(dave.wal().read_all().unwrap().len(), 10);
 }
 

@@ -75,13 +75,23 @@ impl WalManager {
     /// Verdicts come back in the order of `heads`. Only a failure to read
     /// the local log's own head is an `Err` for the whole call.
     pub fn incoming_each(&self, heads: &[ObjectId]) -> Result<Vec<HeadVerdict>> {
+        self.incoming_each_with(heads, &|_| {})
+    }
+
+    /// [`WalManager::incoming_each`], calling `progress(n)` as each `n`
+    /// more commits have been verified.
+    pub fn incoming_each_with(
+        &self,
+        heads: &[ObjectId],
+        progress: &dyn Fn(u64),
+    ) -> Result<Vec<HeadVerdict>> {
         let base = self.head()?;
         // Commits verified good by earlier heads, with their generations:
         // together with the local history they are closed under ancestry.
         let mut good: HashMap<ObjectId, u64> = HashMap::new();
         let mut verdicts = Vec::with_capacity(heads.len());
         for &head in heads {
-            verdicts.push(self.verify_one(head, base, &mut good));
+            verdicts.push(self.verify_one(head, base, &mut good, progress));
         }
         Ok(verdicts)
     }
@@ -91,12 +101,14 @@ impl WalManager {
         head: ObjectId,
         base: Option<ObjectId>,
         good: &mut HashMap<ObjectId, u64>,
+        progress: &dyn Fn(u64),
     ) -> HeadVerdict {
         let painted = paint_skipping(self.repo(), &[head], base, good)?;
         let mut events = 0u64;
         for node in &painted.new {
             let commit = load_commit(self.repo(), node.id, node.tree, &node.parents)?;
             events += commit.events.len() as u64;
+            progress(1);
         }
         good.extend(painted.new.iter().map(|n| (n.id, n.generation)));
         Ok((painted.new.len() as u64, events))

@@ -33,6 +33,13 @@ impl WalManager {
     /// objects, wrong hashes, bad `meta.json`, undecodable chunks, unexpected
     /// tree entries) instead of stopping at the first.
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.verify_with(&|_| {})
+    }
+
+    /// [`WalManager::verify`], calling `progress(n)` as each `n` more
+    /// commits have been examined (for a progress display; the total is
+    /// not known up front, as the walk discovers it).
+    pub fn verify_with(&self, progress: &dyn Fn(u64)) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
         // The log's ref, or in a hub every published head.
         let mut queue = self.tips()?;
@@ -41,6 +48,7 @@ impl WalManager {
             std::collections::HashMap::new();
         while let Some(id) = queue.pop() {
             report.commits += 1;
+            progress(1);
             let info = match self.repo.read_commit(id) {
                 Ok(info) => info,
                 Err(e) => {

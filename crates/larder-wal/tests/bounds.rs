@@ -278,3 +278,15 @@ fn log_names_of_larders_own_refs_are_refused() {
     }
     assert!(WalManager::new(repo, "locksmith").is_ok());
 }
+
+#[test]
+fn verify_reports_progress_per_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), true);
+    for n in 0..5 {
+        wal.append(&batch("actor-1", n, 1)).unwrap();
+    }
+    let seen = std::cell::Cell::new(0);
+    let report = wal.verify_with(&|n| seen.set(seen.get() + n)).unwrap();
+    assert_eq!((seen.get(), report.commits), (5, 5));
+}

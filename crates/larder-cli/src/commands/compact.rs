@@ -24,13 +24,14 @@ pub fn run(ctx: &Ctx, log: Option<&str>) -> super::CmdResult {
     };
     let packs_before = repo.pack_count()?;
     let max_size = larder::git::ConsolidationPolicy::default().max_size;
-    let done = ctx.out.with_progress(
-        &format!(
-            "compacting {} ({packs_before} packs)",
-            repo.git_dir().display()
-        ),
-        || repo.compact(max_size),
-    )?;
+    let progress = ctx.out.progress(
+        &format!("compacting {}", repo.git_dir().display()),
+        Some(packs_before as u64 + 1),
+        "packs",
+    );
+    let done = repo.compact_with(max_size, &|n| progress.inc(n));
+    progress.finish();
+    let done = done?;
     let packs_after = repo.pack_count()?;
     let damaged: Vec<String> = done.damaged.iter().map(ToString::to_string).collect();
     ctx.out.emit(

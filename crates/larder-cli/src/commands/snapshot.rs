@@ -18,15 +18,15 @@ pub fn run(ctx: &Ctx, action: &SnapshotAction) -> CmdResult {
     match action {
         SnapshotAction::Create { log } => {
             let handle = ctx.existing_log(&larder, log)?;
-            let commits = handle.wal().commits_since(None)?.remaining();
-            let s = ctx.out.with_progress(
-                &format!("snapshotting {log} ({commits} commits)"),
-                || -> Result<_, larder::LarderError> {
-                    Ok(larder
-                        .snapshots(log)?
-                        .create_with::<larder::crdt::KvProjection>()?)
-                },
-            )?;
+            let commits = handle.wal().commits_since(None)?.remaining() as u64;
+            let progress =
+                ctx.out
+                    .progress(&format!("snapshotting {log}"), Some(commits), "commits");
+            let s = larder
+                .snapshots(log)?
+                .create_with_progress::<larder::crdt::KvProjection>(&|_, _| progress.inc(1));
+            progress.finish();
+            let s = s?;
             ctx.out.emit(
                 json!({ "name": s.name, "commit": s.commit.to_string(), "events": s.meta.event_count }),
                 || format!("snapshot {} covering {} events", s.name, s.meta.event_count),

@@ -36,12 +36,16 @@ pub fn run(ctx: &Ctx, log: &str, remote: &str, direction: Direction) -> CmdResul
         });
     }
     let sync = larder.sync(log, remote)?;
-    let progress = ctx
-        .out
-        .progress(&format!("syncing {log} with {remote}"), None, "");
+    // Pulls count the incoming commits as they are verified.
+    let progress = ctx.out.progress(
+        &format!("syncing {log} with {remote}"),
+        None,
+        "commits verified",
+    );
+    let step = |n| progress.inc(n);
     let report = counted(&sync, || match direction {
-        Direction::Both => sync.sync(),
-        Direction::Pull => sync.pull(),
+        Direction::Both => sync.sync_with(&step),
+        Direction::Pull => sync.pull_with(&step),
         Direction::Push => sync.push(),
     });
     progress.finish();

@@ -12,12 +12,14 @@ use crate::output::EXIT_FAILURE;
 pub fn run(ctx: &Ctx, log: &str) -> super::CmdResult {
     let larder = ctx.open()?;
     let handle = ctx.existing_log(&larder, log)?;
-    let commits = handle.wal().commits_since(None)?.remaining();
-    let report = ctx
+    // Counted as the walk goes (no walk up front: a damaged history must
+    // still be listed, not fail before verification starts).
+    let progress = ctx
         .out
-        .with_progress(&format!("verifying {log} ({commits} commits)"), || {
-            handle.wal().verify()
-        })?;
+        .progress(&format!("verifying {log}"), None, "commits");
+    let report = handle.wal().verify_with(&|n| progress.inc(n));
+    progress.finish();
+    let report = report?;
     let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
     ctx.out.emit(
         json!({ "commits": report.commits, "events": report.events, "problems": problems }),
