@@ -32,7 +32,12 @@ fn set_get_del_scan_history() {
     assert_eq!(code(&o), 0, "{o:?}");
     assert!(stdout(&o).contains("@tester/"), "prints the version");
     assert_eq!(code(&larder(d, &["kv", "set", "user/2", "-5"])), 0);
-    assert_eq!(code(&larder(d, &["kv", "set", "other", r#""x""#])), 0);
+    let o = larder(d, &["--json", "kv", "set", "other", r#""x""#]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (v["key"].as_str(), v["version"]["actor"].as_str()),
+        (Some("other"), Some("tester"))
+    );
 
     let o = larder(d, &["kv", "get", "user/1"]);
     assert_eq!(

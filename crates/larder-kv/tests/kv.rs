@@ -397,6 +397,9 @@ fn three_replicas_converge_through_a_bare_remote() {
                 projection_hash(d.path()),
                 "view = KvProjection, seed {seed}"
             );
+            // Merged commits were folded in place, out of order, never by
+            // a rebuild.
+            assert!(kvs[i].rebuilt().is_none(), "seed {seed}");
         }
         let scans: Vec<_> = kvs
             .iter()
