@@ -156,6 +156,7 @@ fn smart_http_push_of_a_large_chunked_body() {
     .unwrap();
     a.sync.wal().append(&[e]).unwrap();
     assert!(a.sync.push().unwrap().pushed);
+    assert!(server.chunked_requests() > 0, "the push went chunked");
     let b = Replica::new("bob", &url, no_setup);
     assert_eq!(b.sync.pull().unwrap().events_received, 1);
     larder_testkit::fixtures::assert_fsck(&bare);

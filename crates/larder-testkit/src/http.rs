@@ -10,7 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 /// A running server; stopped (and its thread joined) when dropped.
@@ -18,6 +18,7 @@ pub struct HttpGitServer {
     port: u16,
     root: PathBuf,
     stop: Arc<AtomicBool>,
+    chunked: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -33,17 +34,18 @@ impl HttpGitServer {
             .unwrap_or_else(|e| panic!("the bound port: {e}"))
             .port();
         let stop = Arc::new(AtomicBool::new(false));
-        let (root_dir, flag) = (root.to_path_buf(), stop.clone());
+        let chunked = Arc::new(AtomicUsize::new(0));
+        let (root_dir, flag, counter) = (root.to_path_buf(), stop.clone(), chunked.clone());
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if flag.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let root = root_dir.clone();
+                let (root, counter) = (root_dir.clone(), counter.clone());
                 std::thread::spawn(move || {
                     // A client that hangs up mid-request is its own problem.
-                    let _ = serve(stream, &root);
+                    let _ = serve(stream, &root, &counter);
                 });
             }
         });
@@ -51,6 +53,7 @@ impl HttpGitServer {
             port,
             root: root.to_path_buf(),
             stop,
+            chunked,
             thread: Some(thread),
         }
     }
@@ -58,6 +61,11 @@ impl HttpGitServer {
     /// Its port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// How many requests so far came with a chunked body.
+    pub fn chunked_requests(&self) -> usize {
+        self.chunked.load(Ordering::SeqCst)
     }
 
     /// The `http://` URL of `repo`, a directory under the root.
@@ -79,7 +87,7 @@ impl Drop for HttpGitServer {
 }
 
 /// One request: parse it, run the backend, send its answer.
-fn serve(stream: TcpStream, root: &Path) -> std::io::Result<()> {
+fn serve(stream: TcpStream, root: &Path, chunked: &AtomicUsize) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -109,6 +117,7 @@ fn serve(stream: TcpStream, root: &Path) -> std::io::Result<()> {
             .map(|(_, v)| v.clone())
     };
     let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        chunked.fetch_add(1, Ordering::SeqCst);
         read_chunked(&mut reader)?
     } else {
         let len: usize = header("content-length")
