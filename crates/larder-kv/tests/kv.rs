@@ -459,7 +459,7 @@ fn reopen_and_refresh_catch_up_with_other_writers() {
 }
 
 #[test]
-fn watch_reports_local_writes_by_prefix_and_skips_losers() {
+fn watch_reports_local_writes_by_prefix() {
     let dir = work_repo();
     let kv = open(dir.path(), "alice");
     kv.set("p/before", &0).unwrap();
@@ -481,6 +481,55 @@ fn watch_reports_local_writes_by_prefix_and_skips_losers() {
         seen,
         [("p/a".to_string(), Some(1)), ("p/before".to_string(), None)]
     );
+}
+
+#[test]
+fn watch_reports_writes_arriving_by_sync_but_not_losers() {
+    let remote = bare_repo();
+    let r = remote.path().to_str().unwrap().to_owned();
+    let (a_dir, b_dir) = (work_repo(), work_repo());
+    // a's clock runs ahead of b's: a's writes win every tie on a key.
+    let a = open_with(
+        a_dir.path(),
+        "a",
+        clock_of(Arc::new(ManualClock::new(2_000_000))),
+    );
+    let b = open_with(
+        b_dir.path(),
+        "b",
+        clock_of(Arc::new(ManualClock::new(1_000_000))),
+    );
+    a.set("x", &1).unwrap();
+    let mut watch = a.watch::<i32>("").unwrap();
+    b.set("y", &2).unwrap();
+    b.set("z", &3).unwrap();
+    let newer = a.set("z", &4).unwrap();
+    assert_eq!(
+        watch.next_timeout(Duration::ZERO).unwrap().unwrap().version,
+        newer
+    );
+    b.sync(&r).unwrap();
+    assert!(
+        watch
+            .next_timeout(Duration::from_millis(200))
+            .unwrap()
+            .is_none()
+    );
+    a.sync(&r).unwrap();
+    let c = watch.next_timeout(Duration::from_secs(2)).unwrap().unwrap();
+    assert_eq!(
+        (c.key.as_str(), c.value, c.version.actor.as_str()),
+        ("y", Some(2), "b")
+    );
+    // b's z is older than a's: it loses, and is not reported.
+    assert!(
+        watch
+            .next_timeout(Duration::from_millis(200))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(a.get::<i32>("z").unwrap().unwrap().value, 4);
+    assert_eq!(a.history::<i32>("z").unwrap().len(), 2);
 }
 
 #[test]
