@@ -1,8 +1,11 @@
 //! `larder kv …` with the built binary: every subcommand, its output
 //! formats and exit codes, watch across processes, `--remote`.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use larder_testkit::fixtures::{bare_repo, work_repo};
 
@@ -163,32 +166,80 @@ fn bad_input_exits_2_and_writes_nothing() {
     );
 }
 
+/// Starts `larder kv watch <args>` with its stdout lines sent to a channel.
+fn spawn_watch(d: &Path, args: &[&str]) -> (std::process::Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-C")
+        .arg(d)
+        .args(["kv", "watch"])
+        .args(args)
+        .env("LARDER_ACTOR", "watcher")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Writes `key` until the watcher reports a write of it: from then on the
+/// watcher is surely running (no sleep to guess its start-up time).
+fn until_watching(d: &Path, rx: &mpsc::Receiver<String>, key: &str, line_start: &str) {
+    for i in 0..100 {
+        assert_eq!(code(&larder(d, &["kv", "set", key, &i.to_string()])), 0);
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+            assert!(line.starts_with(line_start), "{line}");
+            // Pings still in flight.
+            while rx.recv_timeout(Duration::from_millis(300)).is_ok() {}
+            return;
+        }
+    }
+    panic!("the watcher never reported a write");
+}
+
 #[test]
 fn watch_streams_writes_from_other_processes() {
     let dir = work_repo();
     let d = dir.path();
     assert_eq!(code(&larder(d, &["kv", "set", "cfg/before", "0"])), 0);
-    let child = Command::new(env!("CARGO_BIN_EXE_larder"))
-        .arg("-C")
-        .arg(d)
-        .args(["kv", "watch", "cfg/", "--count", "3"])
-        .env("LARDER_ACTOR", "watcher")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Give the watcher time to start (it reports only what comes after).
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (mut child, rx) = spawn_watch(d, &["cfg/"]);
+    until_watching(d, &rx, "cfg/ping", "cfg/ping\t");
     // The watcher holds the view file: these writers use in-memory views.
     assert_eq!(code(&larder(d, &["kv", "set", "cfg/a", "1"])), 0);
     assert_eq!(code(&larder(d, &["kv", "set", "other", "1"])), 0);
     assert_eq!(code(&larder(d, &["kv", "set", "cfg/b", r#""two""#])), 0);
     assert_eq!(code(&larder(d, &["kv", "del", "cfg/a"])), 0);
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        "cfg/a\t1\ncfg/b\t\"two\"\ncfg/a\t(deleted)\n"
-    );
+    let lines: Vec<String> = (0..3)
+        .map(|_| rx.recv_timeout(Duration::from_secs(20)).unwrap())
+        .collect();
+    assert_eq!(lines, ["cfg/a\t1", "cfg/b\t\"two\"", "cfg/a\t(deleted)"]);
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn watch_count_stops_after_n_changes() {
+    let dir = work_repo();
+    let d = dir.path();
+    let (mut child, rx) = spawn_watch(d, &["--json", "--count", "2"]);
+    until_watching(d, &rx, "k", "{");
+    for i in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success());
+            return;
+        }
+        assert_eq!(code(&larder(d, &["kv", "set", "k", &i.to_string()])), 0);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("watch --count 2 did not stop");
 }
 
 #[test]
