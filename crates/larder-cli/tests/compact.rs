@@ -124,3 +124,25 @@ fn compact_names_a_damaged_pack_and_merges_the_rest() {
     );
     assert!(packs[1].exists());
 }
+
+#[test]
+fn verify_and_stats_name_a_damaged_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(larder(dir.path(), &["init"]).status.success());
+    let out = larder(dir.path(), &["append", "--log", "issues", "--data", "1"]);
+    assert!(out.status.success());
+    // A pack the log does not need, damaged: no walk of the log meets it.
+    let repo = GitRepo::open(dir.path()).unwrap();
+    let mut batch = ObjectBatch::new();
+    batch.blob(b"an unrelated packed blob".to_vec()).unwrap();
+    let pack = repo.write_batch(&batch, false).unwrap().unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[16] ^= 0x40;
+    std::fs::write(&pack, bytes).unwrap();
+    for cmd in ["verify", "stats"] {
+        let out = larder(dir.path(), &[cmd, "--log", "issues"]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&pack.display().to_string()), "{cmd}: {text}");
+    }
+}

@@ -35,14 +35,27 @@ pub fn run(ctx: &Ctx, log: &str) -> super::CmdResult {
         .latest()?
         .map(|s| s.meta.event_count)
         .unwrap_or(0);
+    // The object store under the log: packs and any that are damaged.
+    let packs = handle.wal().repo().check_packs()?;
+    let damaged: Vec<String> = packs.damaged.iter().map(ToString::to_string).collect();
     ctx.out.emit(
-        json!({ "commits": commits, "events": events, "actors": actors.len(), "chunk_bytes": bytes, "snapshot_events": covered }),
+        json!({ "commits": commits, "events": events, "actors": actors.len(), "chunk_bytes": bytes,
+                "snapshot_events": covered, "packs": packs.packs, "damaged_packs": damaged }),
         || {
-            format!(
-                "{commits} commits, {events} events from {} actors, {bytes} chunk bytes; latest snapshot covers {covered} events",
-                actors.len()
-            )
+            let mut text = format!(
+                "{commits} commits, {events} events from {} actors, {bytes} chunk bytes; latest snapshot covers {covered} events; {} packs",
+                actors.len(),
+                packs.packs
+            );
+            for d in &damaged {
+                text.push_str(&format!("\ndamaged: {d}"));
+            }
+            text
         },
     );
-    super::ok()
+    if damaged.is_empty() {
+        super::ok()
+    } else {
+        Ok(std::process::ExitCode::from(crate::output::EXIT_FAILURE))
+    }
 }
