@@ -248,7 +248,7 @@ impl GitRepo {
                     .map_err(|e| fail("cannot set the committer", e))?;
             }
         }
-        apply_ssh_command(&mut repo).map_err(|e| fail("cannot set the ssh command", e))?;
+        apply_ssh_command(&mut repo, url).map_err(|e| fail("cannot set the ssh command", e))?;
         let remote = repo
             .remote_at(url)
             .map_err(|e| fail("invalid remote", e))?
@@ -294,19 +294,37 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Makes gix's ssh transport run the program `git` would: repositories
-/// are opened isolated from the environment, so `GIT_SSH_COMMAND` (which
-/// wins over `core.sshCommand`, as in git) and `GIT_SSH` (used when
-/// neither is set) are copied into the handle's configuration here.
-/// `core.sshCommand` in the repository's own config is read by gix itself.
+/// Makes gix's ssh transport run the program `git` would, in git's order:
+/// `GIT_SSH_COMMAND`, else `core.sshCommand` (the repository's config, then
+/// the global and system ones), else `GIT_SSH`, else `ssh`. Repositories
+/// are opened isolated from the environment and the global config, so all
+/// but the repository's own setting are copied into the fetch handle's
+/// configuration here (the global files are read only for ssh URLs).
 #[cfg(feature = "network")]
-fn apply_ssh_command(repo: &mut gix::Repository) -> std::result::Result<(), gix::Error> {
+fn apply_ssh_command(repo: &mut gix::Repository, url: &str) -> std::result::Result<(), gix::Error> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let configured = repo.config_snapshot().string("core.sshCommand").is_some();
-    let setting = match (env("GIT_SSH_COMMAND"), configured, env("GIT_SSH")) {
-        (Some(command), _, _) => Some(("core.sshCommand", command)),
-        (None, false, Some(program)) => Some(("gitoxide.ssh.commandWithoutShellFallback", program)),
-        _ => None,
+    let in_repo = repo.config_snapshot().string("core.sshCommand").is_some();
+    let is_ssh = matches!(
+        crate::classify_remote(url, std::path::Path::new("/")),
+        Ok(crate::RemoteLocation::Network {
+            scheme: crate::NetworkScheme::Ssh,
+            ..
+        })
+    );
+    let global = || {
+        gix::config::File::from_globals()
+            .ok()
+            .and_then(|f| f.string("core.sshCommand").map(|v| v.to_string()))
+            .filter(|v| !v.trim().is_empty())
+    };
+    let setting = if let Some(command) = env("GIT_SSH_COMMAND") {
+        Some(("core.sshCommand", command))
+    } else if in_repo || !is_ssh {
+        None
+    } else if let Some(command) = global() {
+        Some(("core.sshCommand", command))
+    } else {
+        env("GIT_SSH").map(|p| ("gitoxide.ssh.commandWithoutShellFallback", p))
     };
     if let Some((key, value)) = setting {
         repo.config_snapshot_mut()

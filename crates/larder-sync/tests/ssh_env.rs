@@ -1,7 +1,8 @@
-//! `GIT_SSH_COMMAND` in the environment, with nothing in git config: gix's
-//! fetch (whose repositories are opened isolated from the environment) and
-//! `git push` must both run the same program, as git does. One test in its
-//! own binary, because it sets a process-wide variable.
+//! The ssh program from outside the repository's config — `core.sshCommand`
+//! in the global config (`GIT_CONFIG_GLOBAL`), then `GIT_SSH_COMMAND` in the
+//! environment: gix's fetch (whose repositories are opened isolated from
+//! both) and `git push` must run the same program, as git does. One test in
+//! its own binary, because it sets process-wide variables.
 
 use std::path::Path;
 
@@ -21,15 +22,21 @@ fn replica(dir: &Path, actor: &str, url: &str) -> SyncManager {
 }
 
 #[test]
-fn git_ssh_command_from_the_environment_drives_fetch_and_push() {
+fn global_config_and_git_ssh_command_drive_fetch_and_push() {
     let root = tempdir();
     let bare = root.path().join("log.git");
     std::fs::create_dir_all(&bare).unwrap();
     git(&bare, &["init", "--quiet", "--bare"]);
     let ssh = fake_ssh(root.path());
+    let global = root.path().join("global.gitconfig");
+    std::fs::write(
+        &global,
+        format!("[core]\n\tsshCommand = {}\n", ssh.display()),
+    )
+    .unwrap();
     // SAFETY: the only test in this binary; set before any thread spawns
     // a process.
-    unsafe { std::env::set_var("GIT_SSH_COMMAND", &ssh) };
+    unsafe { std::env::set_var("GIT_CONFIG_GLOBAL", &global) };
     let url = format!("ssh://example.invalid{}", bare.display());
     let (da, db) = (tempdir(), tempdir());
     let a = replica(da.path(), "alice", &url);
@@ -47,6 +54,11 @@ fn git_ssh_command_from_the_environment_drives_fetch_and_push() {
     let pulled = b.pull().unwrap();
     assert!(pulled.rejected.is_empty(), "{pulled:?}");
     assert_eq!(pulled.events_received, 1, "gix's fetch ran the stand-in");
+    // Now from the environment, which wins over the global config (made
+    // useless here).
+    std::fs::write(&global, "[core]\n\tsshCommand = false\n").unwrap();
+    // SAFETY: as above; no other thread is running.
+    unsafe { std::env::set_var("GIT_SSH_COMMAND", &ssh) };
     assert!(b.sync().unwrap().pushed);
     assert!(a.pull().unwrap().merge.is_some());
     assert_eq!(a.wal().head().unwrap(), b.wal().head().unwrap());
