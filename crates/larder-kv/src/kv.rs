@@ -293,7 +293,7 @@ impl Inner {
     /// writes, other processes' appends, merged syncs), moving the clock
     /// past every new event and telling watchers what took effect.
     fn catch_up(&mut self, core: &Core) -> Result<usize> {
-        if matches!(self.store.tail(&self.wal)?, Tail::UpToDate) {
+        if self.wal.head()? == self.store.position {
             return Ok(0);
         }
         // Something to fold: the view must be writable (reopening it may
@@ -303,6 +303,7 @@ impl Inner {
             // A fresh view of a log that has snapshots (a new clone): start
             // from the newest one rather than folding the whole log.
             self.store.rebuild(&self.wal, &self.snapshots, None)?;
+            self.observe_frontier(core);
             return Ok(0);
         }
         match self.store.tail(&self.wal)? {
@@ -316,6 +317,7 @@ impl Inner {
                         .unwrap_or_default()
                 );
                 self.store.heal(&self.wal, &self.snapshots, cause)?;
+                self.observe_frontier(core);
                 Ok(0)
             }
             Tail::New(head, events) => {
@@ -338,6 +340,14 @@ impl Inner {
                     }
                 }
             }
+        }
+    }
+
+    /// Moves the clock past the greatest version the view holds (after a
+    /// rebuild, whose events were not observed one by one).
+    fn observe_frontier(&self, core: &Core) {
+        if let Some(f) = &self.store.frontier {
+            let _ = lock(&core.clock).observe(f.timestamp, f.actor.as_str());
         }
     }
 
