@@ -29,10 +29,7 @@ pub enum GitError {
     },
     /// A remote given as a path (or `file://` URL, or a configured remote
     /// whose URL is one) names no repository.
-    #[error(
-        "remote {remote}: no git repository at {path}{}; give a path to a repository, a URL (ssh://, user@host:path, git://, http(s)://) or a remote from `git remote -v`",
-        if known.is_empty() { String::new() } else { format!(" and no configured remote by that name (configured: {})", known.join(", ")) }
-    )]
+    #[error("remote {remote}: {}", remote_not_found(remote, path, known))]
     RemoteNotFound {
         /// The remote as the caller gave it.
         remote: String,
@@ -209,6 +206,25 @@ impl GitError {
             source: source.into(),
         }
     }
+}
+
+/// The text of [`GitError::RemoteNotFound`] after `remote <name>: `.
+fn remote_not_found(remote: &str, path: &str, known: &[String]) -> String {
+    const FORMS: &str =
+        "a path to a repository, a URL (ssh://, user@host:path, git://, http(s)://)";
+    if known.is_empty() {
+        return format!(
+            "no git repository at {path}; give {FORMS} or a remote from `git remote -v`"
+        );
+    }
+    let configured = if known.iter().all(|k| k == "none") {
+        "no remotes are configured".to_owned()
+    } else {
+        format!("configured: {}", known.join(", "))
+    };
+    format!(
+        "no configured remote of that name ({configured}) and no git repository at {path}; add it with `git remote add {remote} <url>`, or give {FORMS}"
+    )
 }
 
 /// Shorthand for results whose error is [`GitError`].
