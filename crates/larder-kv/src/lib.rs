@@ -36,7 +36,6 @@
 //! ```
 #![deny(missing_docs)]
 
-mod contain;
 mod error;
 mod kv;
 mod state;

@@ -21,9 +21,9 @@ use larder_snapshot::SnapshotManager;
 use larder_wal::{WalError, WalManager, commits_between};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::contain::contain;
 use crate::state::KvState;
 use crate::{KvError, Result};
+use larder_snapshot::contain::contain;
 
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("kv_entries");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("kv_meta");

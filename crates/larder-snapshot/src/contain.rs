@@ -1,4 +1,5 @@
-//! Containing panics raised inside redb.
+//! Containing panics raised inside redb — for this crate's view and for
+//! any other redb cache of the WAL (larder-kv's view uses it too).
 //!
 //! The view is a cache of the WAL: a corrupt `view.redb` must lead to a
 //! rebuild, never to a panic that takes the caller down. redb reads its file
@@ -39,7 +40,7 @@ fn install_hook() {
 /// The caller must discard whatever `f` touched when it panicked (the redb
 /// `Database` is dropped and its file recreated), which is why asserting
 /// unwind safety is sound here.
-pub(crate) fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     install_hook();
     let was = QUIET.with(|q| q.replace(true));
     let result = catch_unwind(AssertUnwindSafe(f));

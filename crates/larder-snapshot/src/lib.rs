@@ -9,7 +9,7 @@
 //! verified snapshot plus the WAL tail. See `docs/snapshots.md`.
 #![deny(missing_docs)]
 
-mod contain;
+pub mod contain;
 mod error;
 mod snapshot;
 mod view;
