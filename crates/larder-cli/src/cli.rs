@@ -8,9 +8,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "larder", version)]
 pub struct Cli {
-    /// Run as if started in this directory (like `git -C`).
-    #[arg(short = 'C', global = true, default_value = ".")]
-    pub dir: PathBuf,
+    /// Run as if started in this directory (like `git -C`; given several
+    /// times, each is relative to the one before).
+    #[arg(short = 'C', global = true, value_name = "DIR", action = clap::ArgAction::Append)]
+    pub dirs: Vec<PathBuf>,
     /// Machine-readable output: one JSON object (per line, for listings).
     #[arg(long, global = true)]
     pub json: bool,
@@ -360,4 +361,14 @@ fn parse_duration(text: &str) -> Result<u64, String> {
         }
     };
     Ok(n.saturating_mul(factor))
+}
+
+impl Cli {
+    /// The directory to run in: `.` joined with every `-C` in order, as
+    /// git does (an absolute one starts afresh).
+    pub fn dir(&self) -> PathBuf {
+        self.dirs
+            .iter()
+            .fold(PathBuf::from("."), |dir, next| dir.join(next))
+    }
 }

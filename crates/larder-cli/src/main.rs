@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         Err(e) => return output::argument_error(&e),
     };
     let ctx = Ctx {
-        dir: cli.dir.clone(),
+        dir: cli.dir(),
         actor: cli.actor.clone(),
         out: Output::new(cli.json),
     };

@@ -227,3 +227,23 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+#[test]
+fn several_c_flags_compose_like_git() {
+    let top = tempfile::tempdir().unwrap();
+    let repo = top.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    ok(&larder(&repo, &["init"]));
+    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-C")
+        .arg(top.path())
+        .args(["-C", "repo", "append", "--log", "n", "--data", "1"])
+        .output()
+        .unwrap();
+    ok(&out);
+    // The event landed in top/repo, as `git -C top -C repo` would find it.
+    assert_eq!(
+        git(&repo, &["rev-list", "--count", "refs/larder/n/wal"]),
+        "1"
+    );
+}

@@ -162,22 +162,12 @@ pub fn remote_with_log(larder: &Larder, name: &str) -> Option<String> {
         }
     }
     for remote in configured_remotes(larder) {
-        let Some(url) = remote_url(larder, &remote) else {
+        // The shared resolver: git's rules for names, paths and URLs.
+        let Ok(resolved) = larder.repo().resolve_remote(&remote) else {
             continue;
         };
-        if url.contains("://") && !url.starts_with("file://") {
+        let larder::git::RemoteLocation::Local(path) = resolved.location else {
             continue;
-        }
-        let path = url.strip_prefix("file://").unwrap_or(&url);
-        let path = if std::path::Path::new(path).is_relative() {
-            let git_dir = larder.repo().git_dir();
-            let base = match larder.repo().gix().workdir() {
-                Some(w) => w.to_path_buf(),
-                None => git_dir.to_path_buf(),
-            };
-            base.join(path)
-        } else {
-            PathBuf::from(path)
         };
         if let Ok(repo) = larder::git::GitRepo::open(&path)
             && repo
