@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use gix::ObjectId;
 use gix::objs::WriteTo;
 
+use crate::objects::{commit_object, tree_object};
 use crate::pack::PackBuilder;
-use crate::repo::{commit_object, tree_object};
 use crate::{GitError, GitRepo, Identity, Result, TreeEntry};
 
 /// Objects waiting to be written as one pack by [`GitRepo::write_batch`].
