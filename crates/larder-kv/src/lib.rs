@@ -40,10 +40,14 @@ mod error;
 mod kv;
 mod state;
 mod store;
+mod types;
+mod watch;
 
 pub use error::{KvError, Result};
-pub use kv::{
-    At, Batch, Cas, Change, Consistency, DEFAULT_LOG, Entry, Expect, Kv, KvOptions, MAX_KEY_LEN,
-    SharedClock, Version, Watch,
-};
+pub use kv::Kv;
 pub use store::Rebuilt;
+pub use types::{
+    At, Batch, Cas, Change, Consistency, DEFAULT_LOG, Entry, Expect, KvOptions, MAX_KEY_LEN,
+    SharedClock, Version,
+};
+pub use watch::Watch;
