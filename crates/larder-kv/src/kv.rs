@@ -16,8 +16,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::shown;
+use crate::record::{RawChange, Record, parse_event};
 use crate::state::KvState;
-use crate::store::{Fault, RawChange, Rebuilt, Record, Store, Tail, parse_event, state_of};
+use crate::store::{Fault, Rebuilt, Store, Tail, state_of};
 use crate::types::*;
 use crate::watch::Watch;
 use crate::{KvError, Result};

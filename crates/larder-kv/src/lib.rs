@@ -38,6 +38,7 @@
 
 mod error;
 mod kv;
+mod record;
 mod state;
 mod store;
 mod types;

@@ -10,7 +10,7 @@ use larder_crdt::{CrdtError, EventKey, KvProjection, LwwRegister, Projection};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::store::{Record, parse_event};
+use crate::record::{Record, parse_event};
 
 type Register = LwwRegister<Option<Payload>>;
 

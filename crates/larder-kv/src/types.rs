@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::shown;
-use crate::store::Record;
+use crate::record::Record;
 use crate::{KvError, Result};
 
 /// The hybrid logical clock a replica shares between its logs (the facade's

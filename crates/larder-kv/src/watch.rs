@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use crate::store::RawChange;
+use crate::record::RawChange;
 use crate::types::{Change, change_of};
 use crate::{Kv, Result};
 
