@@ -11,12 +11,14 @@
 
 pub mod contain;
 mod error;
+mod rebuild;
 mod snapshot;
 mod view;
 
 pub use error::{Result, SnapshotError};
+pub use rebuild::RebuildReport;
 pub use snapshot::{
     ChunkEntry, SNAPSHOT_CHUNK_EVENTS, SNAPSHOT_FORMAT_VERSION, SnapshotInfo, SnapshotManager,
     SnapshotMeta, SnapshotPolicy, StateEntry,
 };
-pub use view::{HealCause, Healed, RebuildReport, View};
+pub use view::{HealCause, Healed, View};
