@@ -195,7 +195,7 @@ fn a_hub_reads_the_union_of_its_heads() {
     }
     // The hub has no log ref of its own, only the replicas' heads.
     assert!(git(&hub, &["for-each-ref", "refs/larder/notes/wal"]).is_empty());
-    let before = files(&hub);
+    let before = larder_testkit::fixtures::files(&hub);
     let log = larder(&hub, &["--json", "log", "--log", "notes"]);
     ok(&log);
     assert_eq!(String::from_utf8_lossy(&log.stdout).lines().count(), 2);
@@ -208,24 +208,7 @@ fn a_hub_reads_the_union_of_its_heads() {
         (Some(2), Some(2))
     );
     // Reading the hub wrote nothing into it.
-    assert_eq!(files(&hub), before);
-}
-
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    assert_eq!(larder_testkit::fixtures::files(&hub), before);
 }
 
 #[test]

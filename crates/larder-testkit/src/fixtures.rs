@@ -41,3 +41,22 @@ pub fn count_objects(dir: &Path) -> (usize, usize) {
     };
     (field("count:"), field("packs:"))
 }
+
+/// Every file under `dir`, sorted: compare before and after an operation
+/// to prove it wrote nothing.
+pub fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = e.unwrap_or_else(|e| panic!("{}: {e}", d.display())).path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -196,35 +196,22 @@ fn opening_to_read_writes_nothing() {
         .unwrap()
         .sync()
         .unwrap();
-    let before = list_files(&remote);
+    let before = larder_testkit::fixtures::files(&remote);
     let reader = Larder::open(&remote).unwrap();
     assert_eq!(reader.existing_actor().unwrap(), None);
     let _ = reader.logs().unwrap();
     let _ = reader.log("notes").unwrap().events().unwrap();
     drop(reader);
-    assert_eq!(list_files(&remote), before, "a read left files behind");
+    assert_eq!(
+        larder_testkit::fixtures::files(&remote),
+        before,
+        "a read left files behind"
+    );
     assert!(!remote.join("larder/actor").exists());
     // The first write creates the identity.
     let writer2 = Larder::open(&remote).unwrap();
     writer2.log("local").unwrap().append("n", &1).unwrap();
     assert!(remote.join("larder/actor").exists());
-}
-
-fn list_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]
