@@ -35,6 +35,55 @@ impl WalManager {
     /// [`WalManager::append`], reporting a failure after the commit
     /// separately ([`Committed::after_commit`]) instead of logging it.
     pub fn append_committed(&self, events: &[Envelope]) -> Result<Committed> {
+        let (objects, message, base_meta, events_tree) = self.append_objects(events)?;
+        self.commit_with_retry(&objects, &message, |head| {
+            let meta = Meta {
+                previous: head.map(|h| h.to_string()),
+                ..base_meta.clone()
+            };
+            (meta, vec![entry("events", EntryKind::Tree, events_tree)])
+        })
+    }
+
+    /// Writes `events` as an append commit whose parent is `parent` (one
+    /// pack: chunk, trees, `meta.json`, commit) and returns the commit,
+    /// without moving any ref.
+    ///
+    /// For protocols that place the commit elsewhere — larder-kv's
+    /// linearizable mode moves a chain ref on an authoritative remote by
+    /// compare-and-swap, then fast-forwards the local log to it. The commit
+    /// is exactly what [`WalManager::append`] would have written on
+    /// `parent`, so every reader and verifier treats it alike.
+    pub fn write_append(&self, events: &[Envelope], parent: Option<ObjectId>) -> Result<ObjectId> {
+        let (objects, message, base_meta, events_tree) = self.append_objects(events)?;
+        let generation = match parent {
+            Some(p) => next_generation(p, self.generation_of(p)?)?,
+            None => 1,
+        };
+        let meta = Meta {
+            previous: parent.map(|h| h.to_string()),
+            ..base_meta
+        };
+        let mut commit_objects = ObjectBatch::new();
+        let parents: Vec<ObjectId> = parent.into_iter().collect();
+        let commit = self.add_commit(
+            &mut commit_objects,
+            &meta,
+            vec![entry("events", EntryKind::Tree, events_tree)],
+            &parents,
+            &with_generation(&message, generation),
+        )?;
+        self.repo.write_batches(
+            &[&objects, &commit_objects],
+            self.options.durability == Durability::Fsync,
+        )?;
+        Ok(commit)
+    }
+
+    /// The parts of an append that do not depend on the head: the chunk and
+    /// its trees (in a batch), the commit message, `meta.json` without
+    /// `previous`, and the `events` tree.
+    fn append_objects(&self, events: &[Envelope]) -> Result<(ObjectBatch, String, Meta, ObjectId)> {
         let first = events.first().ok_or(WalError::EmptyBatch)?;
         if let Some((index, other)) = events
             .iter()
@@ -56,14 +105,13 @@ impl WalManager {
         for name in [d, m, y] {
             subtree = objects.tree(&[entry(name, EntryKind::Tree, subtree)])?;
         }
-        let events_tree = subtree;
         let message = format!(
             "larder: append {} event{} by {}\n\nchunk {cid}\n",
             events.len(),
             if events.len() == 1 { "" } else { "s" },
             first.actor()
         );
-        let base_meta = Meta {
+        let meta = Meta {
             format: WAL_FORMAT_VERSION,
             kind: CommitKind::Append,
             actor: first.actor().to_string(),
@@ -72,13 +120,7 @@ impl WalManager {
             previous: None,
             merged: Vec::new(),
         };
-        self.commit_with_retry(&objects, &message, |head| {
-            let meta = Meta {
-                previous: head.map(|h| h.to_string()),
-                ..base_meta.clone()
-            };
-            (meta, vec![entry("events", EntryKind::Tree, events_tree)])
-        })
+        Ok((objects, message, meta, subtree))
     }
 
     /// Builds the commit on the current head (meta.json, root tree and

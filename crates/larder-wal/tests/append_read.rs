@@ -360,3 +360,33 @@ fn fsync_durability_appends_and_reads_the_same() {
     assert_eq!(wal.read_since(first).unwrap().len(), 2);
     git(dir.path(), &["fsck", "--full", "--strict"]);
 }
+
+#[test]
+fn write_append_builds_the_commit_append_would_without_moving_the_ref() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_in(dir.path(), false);
+    let first = wal.append(&[event("alice", 0)]).unwrap();
+    let second = wal
+        .write_append(&batch("alice", 1, 3), Some(first))
+        .unwrap();
+    // Not on the ref until someone moves it there.
+    assert_eq!(wal.head().unwrap(), Some(first));
+    assert_eq!(wal.read_all().unwrap().len(), 1);
+    wal.repo()
+        .update_ref(
+            wal.ref_name(),
+            larder_git::Expected::MustBe(first),
+            second,
+            "test",
+        )
+        .unwrap();
+    assert_eq!(wal.read_all().unwrap().len(), 4);
+    assert!(wal.verify().unwrap().is_ok());
+    // And the next append builds on it as on any other commit.
+    wal.append(&[event("alice", 4)]).unwrap();
+    assert_eq!(wal.read_all().unwrap().len(), 5);
+    git(dir.path(), &["fsck", "--full", "--strict", "--no-dangling"]);
+    // A root commit works too.
+    let root = wal.write_append(&[event("bob", 0)], None).unwrap();
+    assert!(wal.repo().read_commit(root).unwrap().parents.is_empty());
+}
