@@ -35,14 +35,88 @@ pub enum KvError {
     /// A batch with no operation.
     #[error("empty batch: nothing to write")]
     EmptyBatch,
-    /// Linearizable mode is designed (docs/kv.md) but not implemented yet.
-    #[error(
-        "linearizable mode (authority {authority}) is not implemented yet; use Consistency::Eventual"
-    )]
-    NotImplemented {
-        /// The authority that was asked for.
+    /// The authority could not be reached, or failed a request.
+    /// `outcome_unknown`: the failure came while the chain ref was being
+    /// swapped, so the write may or may not have taken effect (as with a
+    /// timed-out request to any replicated store); otherwise nothing was
+    /// written.
+    #[error("authority {authority}: {reason}{}", if *outcome_unknown { " (the write may or may not have taken effect)" } else { "" })]
+    Authority {
+        /// The authority (remote name, path or URL).
         authority: String,
+        /// What failed.
+        reason: String,
+        /// Whether the write may have taken effect.
+        outcome_unknown: bool,
     },
+    /// The authority's chain ref stayed locked (a `<ref>.lock` file left by
+    /// a crashed writer, or a writer that never finishes); nothing was
+    /// written. Remove the file once no writer is running.
+    #[error(
+        "authority {authority}: {chain} is locked by {lock_path}; remove it if no writer is running"
+    )]
+    AuthorityLocked {
+        /// The authority.
+        authority: String,
+        /// The chain ref.
+        chain: String,
+        /// The lock file.
+        lock_path: String,
+    },
+    /// Other writers kept winning the chain's compare-and-swap; nothing
+    /// of this operation was written.
+    #[error("{chain} on {authority} kept changing: gave up after {attempts} attempts")]
+    Contention {
+        /// The authority.
+        authority: String,
+        /// The chain ref.
+        chain: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A commit of the authority's chain is not a larder append that
+    /// verifies, or the chain is not linear; nothing of it was applied.
+    #[error("{chain}: commit {commit} is not a valid chain commit: {reason}")]
+    ForeignCommit {
+        /// The chain ref and its authority.
+        chain: String,
+        /// The offending commit.
+        commit: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The local log holds commits that are not on the authority's chain
+    /// (it was written in eventual mode, or the chain was rewritten); a
+    /// linearizable store cannot serve it.
+    #[error(
+        "log {log} at {local} is not on {chain} (head {chain_head}): the local log has writes the authority never ordered"
+    )]
+    Diverged {
+        /// The local log's ref.
+        log: String,
+        /// The local head.
+        local: String,
+        /// The chain ref and its authority.
+        chain: String,
+        /// The chain's head.
+        chain_head: String,
+    },
+    /// The clock could not stamp a write later than the newest write the
+    /// state holds (that write came from a clock running more than the
+    /// drift bound ahead); nothing was written.
+    #[error(
+        "clock at {timestamp} is behind the newest write {frontier}; a linearizable write must sort after it"
+    )]
+    ClockBehind {
+        /// The stamp the clock gave.
+        timestamp: String,
+        /// The newest write held.
+        frontier: String,
+    },
+    /// `--linearizable` / [`crate::Consistency::Linearizable`] without an
+    /// authority, or a linearizable-only operation on an eventual store.
+    #[error("{0}")]
+    Mode(String),
     /// The commit or time given to `get_at` is not in this log.
     #[error("{at} is not a commit of log {log}")]
     NotInLog {
@@ -101,6 +175,75 @@ impl From<larder_snapshot::SnapshotError> for KvError {
 impl From<larder_git::GitError> for KvError {
     fn from(e: larder_git::GitError) -> Self {
         KvError::Git(Box::new(e))
+    }
+}
+
+impl KvError {
+    /// This error as told to another request of the same group commit:
+    /// the protocol's own errors are copied, others are described.
+    pub(crate) fn for_another(&self, authority_name: &str) -> KvError {
+        match self {
+            KvError::Authority {
+                authority,
+                reason,
+                outcome_unknown,
+            } => KvError::Authority {
+                authority: authority.clone(),
+                reason: reason.clone(),
+                outcome_unknown: *outcome_unknown,
+            },
+            KvError::AuthorityLocked {
+                authority,
+                chain,
+                lock_path,
+            } => KvError::AuthorityLocked {
+                authority: authority.clone(),
+                chain: chain.clone(),
+                lock_path: lock_path.clone(),
+            },
+            KvError::Contention {
+                authority,
+                chain,
+                attempts,
+            } => KvError::Contention {
+                authority: authority.clone(),
+                chain: chain.clone(),
+                attempts: *attempts,
+            },
+            KvError::ForeignCommit {
+                chain,
+                commit,
+                reason,
+            } => KvError::ForeignCommit {
+                chain: chain.clone(),
+                commit: commit.clone(),
+                reason: reason.clone(),
+            },
+            KvError::Diverged {
+                log,
+                local,
+                chain,
+                chain_head,
+            } => KvError::Diverged {
+                log: log.clone(),
+                local: local.clone(),
+                chain: chain.clone(),
+                chain_head: chain_head.clone(),
+            },
+            KvError::ClockBehind {
+                timestamp,
+                frontier,
+            } => KvError::ClockBehind {
+                timestamp: timestamp.clone(),
+                frontier: frontier.clone(),
+            },
+            // Everything else failed before the swap: nothing was written.
+            other => KvError::Authority {
+                authority: authority_name.to_owned(),
+                reason: format!("the group commit carrying this write failed: {other}"),
+                outcome_unknown: false,
+            },
+        }
     }
 }
 

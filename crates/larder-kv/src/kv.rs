@@ -15,7 +15,9 @@ use larder_wal::{WalManager, commits_between};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::authority::{Authority, open_authority};
 use crate::error::shown;
+use crate::linear::{Linear, Outcome, RawExpect, Request};
 use crate::record::{RawChange, Record, parse_event};
 use crate::state::KvState;
 use crate::store::{Fault, Rebuilt, Store, Tail, state_of};
@@ -23,7 +25,7 @@ use crate::types::*;
 use crate::watch::Watch;
 use crate::{KvError, Result};
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -46,9 +48,12 @@ impl std::fmt::Debug for Kv {
 }
 
 pub(crate) struct Core {
-    inner: Mutex<Inner>,
-    actor: ActorId,
-    clock: SharedClock,
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) actor: ActorId,
+    pub(crate) clock: SharedClock,
+    /// The linearizable mode's authority and group-commit queue; `None`
+    /// in eventual mode.
+    linear: Option<Linear>,
     pub(crate) options: KvOptions,
     log: String,
     watchers: Mutex<Vec<Watcher>>,
@@ -59,15 +64,18 @@ struct Watcher {
     tx: Sender<RawChange>,
 }
 
-struct Inner {
-    wal: WalManager,
-    snapshots: SnapshotManager,
-    store: Store,
+pub(crate) struct Inner {
+    pub(crate) wal: WalManager,
+    pub(crate) snapshots: SnapshotManager,
+    pub(crate) store: Store,
 }
 
 impl Inner {
     /// Runs a read on the view; a fault heals the view and retries once.
-    fn read<T>(&mut self, f: impl Fn(&Store) -> std::result::Result<T, Fault>) -> Result<T> {
+    pub(crate) fn read<T>(
+        &mut self,
+        f: impl Fn(&Store) -> std::result::Result<T, Fault>,
+    ) -> Result<T> {
         match f(&self.store) {
             Ok(v) => Ok(v),
             Err(fault) => {
@@ -83,7 +91,7 @@ impl Inner {
     /// Folds what the log gained since the view's position (this handle's
     /// writes, other processes' appends, merged syncs), moving the clock
     /// past every new event and telling watchers what took effect.
-    fn catch_up(&mut self, core: &Core) -> Result<usize> {
+    pub(crate) fn catch_up(&mut self, core: &Core) -> Result<usize> {
         if self.wal.head()? == self.store.position {
             return Ok(0);
         }
@@ -185,7 +193,7 @@ impl Inner {
     /// sits directly on the view's position at the head (nobody appended
     /// in between), saving the read back and re-verification of its
     /// chunk; otherwise catches up from the log.
-    fn fold_own(
+    pub(crate) fn fold_own(
         &mut self,
         core: &Core,
         commit: ObjectId,
@@ -246,17 +254,49 @@ impl Kv {
         clock: SharedClock,
         options: KvOptions,
     ) -> Result<Self> {
-        if let Consistency::Linearizable { authority } = &options.consistency {
-            return Err(KvError::NotImplemented {
-                authority: authority.clone(),
-            });
-        }
+        let authority = match &options.consistency {
+            Consistency::Eventual => None,
+            Consistency::Linearizable { authority } => {
+                if authority.is_empty() {
+                    return Err(KvError::Mode(
+                        "linearizable mode needs an authority (a remote name, path or URL)".into(),
+                    ));
+                }
+                Some(open_authority(wal.repo(), authority)?)
+            }
+        };
+        Self::open_inner(wal, actor, clock, options, authority)
+    }
+
+    /// Opens the store in linearizable mode against `authority` — any
+    /// [`Authority`] implementation (tests put delays, losses and crashes
+    /// between the protocol and a real repository this way). The
+    /// options' consistency is ignored.
+    pub fn open_with_authority(
+        wal: WalManager,
+        actor: ActorId,
+        clock: SharedClock,
+        options: KvOptions,
+        authority: Box<dyn Authority>,
+    ) -> Result<Self> {
+        Self::open_inner(wal, actor, clock, options, Some(authority))
+    }
+
+    fn open_inner(
+        wal: WalManager,
+        actor: ActorId,
+        clock: SharedClock,
+        options: KvOptions,
+        authority: Option<Box<dyn Authority>>,
+    ) -> Result<Self> {
         let snapshots = SnapshotManager::new(wal.clone());
         let path = Self::path_for(&wal);
         let store = Store::open(path, &wal, &snapshots)?;
         if let Some(f) = &store.frontier {
             let _ = lock(&clock).observe(f.timestamp, f.actor.as_str());
         }
+        let linear =
+            authority.map(|a| Linear::new(a, Self::chain_ref_for(&wal), options.max_attempts));
         let core = Core {
             log: wal.log().to_owned(),
             inner: Mutex::new(Inner {
@@ -267,13 +307,52 @@ impl Kv {
             actor,
             clock,
             options,
+            linear,
             watchers: Mutex::new(Vec::new()),
         };
         let kv = Self {
             core: Arc::new(core),
         };
-        kv.refresh()?;
+        // Eventual: fold what other processes appended. Linearizable: the
+        // authority is first asked on the first operation, so a store opens
+        // (and serves nothing stale) while the authority is unreachable.
+        if kv.core.linear.is_none() {
+            kv.refresh()?;
+        } else {
+            lock(&kv.core.inner).catch_up(&kv.core)?;
+        }
         Ok(kv)
+    }
+
+    /// The chain ref of `wal`'s log on an authority:
+    /// `refs/<namespace>/<log>/chain`.
+    pub fn chain_ref_for(wal: &WalManager) -> String {
+        format!("refs/{}/{}/chain", wal.options().namespace, wal.log())
+    }
+
+    /// Whether this store is in linearizable mode.
+    pub fn is_linearizable(&self) -> bool {
+        self.core.linear.is_some()
+    }
+
+    /// Group commits this handle's linearizable writers made, and the
+    /// operations they carried (how well concurrent writers are batched).
+    pub fn group_commits(&self) -> (u64, u64) {
+        self.core
+            .linear
+            .as_ref()
+            .map_or((0, 0), |l| *lock(&l.stats))
+    }
+
+    /// Takes the view for a read: in linearizable mode after the ReadIndex
+    /// step (the authority's chain head learned and applied), so the read
+    /// reflects every write acknowledged before it began.
+    fn reading(&self) -> Result<MutexGuard<'_, Inner>> {
+        let mut inner = lock(&self.core.inner);
+        if let Some(linear) = &self.core.linear {
+            linear.read_index(&self.core, &mut inner)?;
+        }
+        Ok(inner)
     }
 
     /// The view file of `wal`'s log.
@@ -323,8 +402,15 @@ impl Kv {
     /// writes took effect. Writes, syncs and watches do this themselves;
     /// reads do not (a read is one point lookup), so call it before
     /// reading when another process may have written.
+    ///
+    /// In linearizable mode this is the ReadIndex step: the authority's
+    /// chain is fetched and applied.
     pub fn refresh(&self) -> Result<usize> {
-        lock(&self.core.inner).catch_up(&self.core)
+        let mut inner = lock(&self.core.inner);
+        match &self.core.linear {
+            Some(linear) => linear.read_index(&self.core, &mut inner).map(|(_, n)| n),
+            None => inner.catch_up(&self.core),
+        }
     }
 
     /// Sets `key` to `value`; returns the write's version.
@@ -349,15 +435,32 @@ impl Kv {
     /// Commits every write of `batch` atomically (one chunk, one commit);
     /// returns their versions in batch order. Later writes of one key in
     /// the batch win.
+    ///
+    /// In linearizable mode the batch is acknowledged once its commit is
+    /// the authority's chain head (it may share that commit with
+    /// concurrent writers of this process: group commit).
     pub fn write(&self, batch: Batch) -> Result<Vec<Version>> {
-        lock(&self.core.inner).append(&self.core, &batch.ops)
+        match &self.core.linear {
+            Some(linear) => {
+                if batch.ops.is_empty() {
+                    return Err(KvError::EmptyBatch);
+                }
+                match linear.submit(&self.core, Request::Write(batch.ops))? {
+                    Outcome::Written(versions) => Ok(versions),
+                    Outcome::Cas { .. } => Err(KvError::Mode(
+                        "a write answered as a compare-and-set".into(),
+                    )),
+                }
+            }
+            None => lock(&self.core.inner).append(&self.core, &batch.ops),
+        }
     }
 
     /// The value and version of `key`, `None` if absent: one point read of
     /// the view (see [`Kv::refresh`]).
     pub fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<Entry<V>>> {
         check_key(key)?;
-        let record = lock(&self.core.inner).read(|s| s.get(key))?;
+        let record = self.reading()?.read(|s| s.get(key))?;
         match record {
             Some(r) => entry_of(key.to_owned(), r),
             None => Ok(None),
@@ -366,7 +469,7 @@ impl Kv {
 
     /// Live entries whose key starts with `prefix`, in key order.
     pub fn scan<V: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<Entry<V>>> {
-        let records = lock(&self.core.inner).read(|s| {
+        let records = self.reading()?.read(|s| {
             s.range(
                 (Bound::Included(prefix), Bound::Unbounded),
                 &|k| k.starts_with(prefix),
@@ -385,7 +488,9 @@ impl Kv {
         range: impl RangeBounds<&'a str>,
     ) -> Result<Vec<Entry<V>>> {
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
-        let records = lock(&self.core.inner).read(|s| s.range(bounds, &|_| true, false))?;
+        let records = self
+            .reading()?
+            .read(|s| s.range(bounds, &|_| true, false))?;
         records
             .into_iter()
             .filter_map(|(k, r)| entry_of(k, r).transpose())
@@ -406,9 +511,10 @@ impl Kv {
         new: &V,
     ) -> Result<Cas<V>> {
         let payload = set_payload(key, new)?;
-        let expected_bytes = match &expect {
-            Expect::Value(v) => Some(
-                Payload::from_serde(v)
+        let expect = match expect {
+            Expect::Absent => RawExpect::Absent,
+            Expect::Value(v) => RawExpect::Value(
+                Payload::from_serde(&v)
                     .map_err(|e| KvError::Encode {
                         key: shown(key),
                         reason: e.to_string(),
@@ -416,17 +522,31 @@ impl Kv {
                     .as_bytes()
                     .to_vec(),
             ),
-            _ => None,
+            Expect::Version(v) => RawExpect::Version(v),
         };
+        if let Some(linear) = &self.core.linear {
+            let request = Request::Cas {
+                key: key.to_owned(),
+                expect,
+                payload,
+            };
+            return match linear.submit(&self.core, request)? {
+                Outcome::Cas { swapped, current } => Ok(Cas {
+                    swapped,
+                    current: match current {
+                        Some(r) => entry_of(key.to_owned(), r)?,
+                        None => None,
+                    },
+                }),
+                Outcome::Written(_) => Err(KvError::Mode(
+                    "a compare-and-set answered as a write".into(),
+                )),
+            };
+        }
         let mut inner = lock(&self.core.inner);
         inner.catch_up(&self.core)?;
         let current = inner.read(|s| s.get(key))?;
-        let live = current.as_ref().filter(|r| r.value.is_some());
-        let matches = match &expect {
-            Expect::Absent => live.is_none(),
-            Expect::Value(_) => live.and_then(|r| r.value.as_ref()) == expected_bytes.as_ref(),
-            Expect::Version(v) => live.is_some_and(|r| r.version == *v),
-        };
+        let matches = expect.matches(current.as_ref());
         if matches {
             inner.append(&self.core, &[(KV_SET, key.to_owned(), payload)])?;
         }
@@ -444,7 +564,7 @@ impl Kv {
     /// order). Reads the whole log: O(log), meant for inspection.
     pub fn history<V: DeserializeOwned>(&self, key: &str) -> Result<Vec<Change<V>>> {
         check_key(key)?;
-        let inner = lock(&self.core.inner);
+        let inner = self.reading()?;
         let mut records: Vec<Record> = Vec::new();
         for e in inner.wal.events_since(None)? {
             if let Some((k, r)) = parse_event(&e?)
@@ -467,7 +587,7 @@ impl Kv {
     /// one (its stored state, then only the commits after it).
     pub fn get_at<V: DeserializeOwned>(&self, key: &str, at: At) -> Result<Option<Entry<V>>> {
         check_key(key)?;
-        let inner = lock(&self.core.inner);
+        let inner = self.reading()?;
         let wal = &inner.wal;
         let Some(head) = wal.head()? else {
             return match at {
@@ -561,18 +681,63 @@ impl Kv {
 
     /// Pulls from and pushes to `remote` (git-config name, path or URL),
     /// then folds what arrived. Replicas converge by last writer wins.
+    /// Eventual mode only: a linearizable store learns new writes from its
+    /// authority ([`Kv::refresh`]); merging other heads would put writes on
+    /// its log that the authority never ordered ([`KvError::Mode`]).
     pub fn sync(&self, remote: &str) -> Result<SyncReport> {
+        self.eventual_only("sync")?;
         self.transfer(remote, SyncManager::sync)
     }
 
-    /// Pulls from `remote`, then folds what arrived.
+    /// Pulls from `remote`, then folds what arrived (eventual mode only,
+    /// as [`Kv::sync`]).
     pub fn pull(&self, remote: &str) -> Result<SyncReport> {
+        self.eventual_only("pull")?;
         self.transfer(remote, SyncManager::pull)
     }
 
-    /// Pushes this replica's log to `remote`.
+    /// Pushes this replica's log to `remote` (its head ref there; in
+    /// linearizable mode, a copy of the chain for eventual replicas).
     pub fn push(&self, remote: &str) -> Result<SyncReport> {
         self.transfer(remote, SyncManager::push)
+    }
+
+    /// Follows the chain of a linearizable store on `authority`, read-only:
+    /// fetches it, verifies what is new, merges it into this replica's log
+    /// (a fast-forward when this replica wrote nothing of its own) and
+    /// folds it. Returns how many writes took effect. For an eventual
+    /// replica reading what linearizable writers ordered; a linearizable
+    /// store does this on every read ([`Kv::refresh`]).
+    pub fn follow(&self, authority: &str) -> Result<usize> {
+        if self.core.linear.is_some() {
+            return self.refresh();
+        }
+        let mut inner = lock(&self.core.inner);
+        let source = open_authority(inner.wal.repo(), authority)?;
+        let chain = Self::chain_ref_for(&inner.wal);
+        let Some(head) = source.fetch(inner.wal.repo(), &chain)? else {
+            return Ok(0);
+        };
+        inner
+            .wal
+            .incoming(head)
+            .map_err(|e| KvError::ForeignCommit {
+                chain: format!("{chain} on {}", source.name()),
+                commit: e.commit().unwrap_or(head).to_string(),
+                reason: e.to_string(),
+            })?;
+        inner.wal.merge(head)?;
+        inner.catch_up(&self.core)
+    }
+
+    fn eventual_only(&self, what: &str) -> Result<()> {
+        match &self.core.linear {
+            Some(linear) => Err(KvError::Mode(format!(
+                "{what} is for eventual stores; this one is linearizable through {} (its reads fetch the chain themselves)",
+                linear.name
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn transfer(
@@ -611,7 +776,7 @@ impl Kv {
     /// `KvProjection` folded over the same log, and equal on two replicas
     /// exactly when they hold the same state.
     pub fn state_hash(&self) -> Result<StateHash> {
-        let records = lock(&self.core.inner).read(Store::all)?;
+        let records = self.reading()?.read(Store::all)?;
         let state = state_of(records).map_err(|reason| KvError::View {
             path: self.path().display().to_string(),
             reason,
@@ -621,7 +786,8 @@ impl Kv {
 
     /// The number of live keys (a full scan of the view).
     pub fn len(&self) -> Result<usize> {
-        let records = lock(&self.core.inner)
+        let records = self
+            .reading()?
             .read(|s| s.range((Bound::Unbounded, Bound::Unbounded), &|_| true, false))?;
         Ok(records.len())
     }

@@ -36,14 +36,17 @@
 //! ```
 #![deny(missing_docs)]
 
+mod authority;
 mod error;
 mod kv;
+mod linear;
 mod record;
 mod state;
 mod store;
 mod types;
 mod watch;
 
+pub use authority::{Authority, FileAuthority, LOCK_WAITS, NetworkAuthority, Swap, open_authority};
 pub use error::{KvError, Result};
 pub use kv::Kv;
 pub use store::Rebuilt;

@@ -40,8 +40,7 @@ pub enum Consistency {
     #[default]
     Eventual,
     /// Every operation takes effect at one compare-and-swap of a chain ref
-    /// on `authority` (DESIGN.md, semantics 10). Planned: opening a store
-    /// in this mode returns [`KvError::NotImplemented`] today.
+    /// on `authority` (DESIGN.md, semantics 10; `docs/kv.md`).
     Linearizable {
         /// The authoritative remote (git-config name, path or URL).
         authority: String,
@@ -56,6 +55,10 @@ pub struct KvOptions {
     /// How often a [`Watch`] looks at the log's ref for writes of other
     /// processes and syncs (it also wakes at once for this handle's writes).
     pub poll_interval: Duration,
+    /// Linearizable mode: how many lost compare-and-swaps of the chain one
+    /// operation tolerates (re-checking its preconditions each time)
+    /// before [`KvError::Contention`].
+    pub max_attempts: u32,
 }
 
 impl Default for KvOptions {
@@ -63,6 +66,7 @@ impl Default for KvOptions {
         Self {
             consistency: Consistency::Eventual,
             poll_interval: Duration::from_millis(100),
+            max_attempts: 1000,
         }
     }
 }

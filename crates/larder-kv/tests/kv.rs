@@ -736,23 +736,3 @@ fn bad_input_is_a_typed_error_naming_the_key_and_writes_nothing() {
     assert!(matches!(kv.get::<i32>(""), Err(KvError::InvalidKey { .. })));
     assert_eq!(wal(dir.path()).head().unwrap(), head, "nothing written");
 }
-
-#[test]
-fn linearizable_is_not_implemented_yet() {
-    let dir = work_repo();
-    let options = KvOptions {
-        consistency: Consistency::Linearizable {
-            authority: "origin".into(),
-        },
-        ..KvOptions::default()
-    };
-    let err = Kv::open(
-        wal(dir.path()),
-        ActorId::new("a").unwrap(),
-        clock_of(Arc::new(SystemClock)),
-        options,
-    )
-    .unwrap_err();
-    assert!(matches!(err, KvError::NotImplemented { .. }));
-    assert!(err.to_string().contains("not implemented yet"));
-}
