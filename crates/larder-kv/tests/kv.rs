@@ -12,7 +12,7 @@ use larder_crdt::{
     Clock, Hlc, KvProjection, ManualClock, Projection, Projector, SystemClock, sort_events,
 };
 use larder_git::GitRepo;
-use larder_kv::{At, Batch, Consistency, Expect, Kv, KvError, KvOptions, MAX_KEY_LEN, SharedClock};
+use larder_kv::{At, Batch, Expect, Kv, KvError, KvOptions, MAX_KEY_LEN, SharedClock};
 use larder_testkit::fixtures::{bare_repo, work_repo};
 use larder_testkit::{Rng, git, run_seeds};
 use larder_wal::WalManager;
