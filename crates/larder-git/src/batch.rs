@@ -102,8 +102,14 @@ impl GitRepo {
             return Ok(None);
         }
         let mut builder = PackBuilder::new();
+        // An object added twice (two batches holding the same chunk) is
+        // written once: a pack whose header counts more entries than its
+        // index lists is refused by git.
+        let mut seen = std::collections::HashSet::new();
         for (id, kind, data) in batches.iter().flat_map(|b| &b.objects) {
-            builder.add_object(*id, *kind, data)?;
+            if seen.insert(*id) {
+                builder.add_object(*id, *kind, data)?;
+            }
         }
         let built = builder.finish()?;
         self.install_pack(&built, fsync).map(Some)

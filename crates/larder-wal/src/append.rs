@@ -1,12 +1,14 @@
-//! Appending: one chunk, one commit, one pack, then a compare-and-swap of
-//! the log's ref, retried on a lost race; nothing after the swap can turn
-//! the append into an error.
+//! Appending: one chunk and one commit per append; concurrent appends of
+//! one process are grouped (`group.rs`) into one pack and one
+//! compare-and-swap of the log's ref, retried on a lost race; nothing
+//! after the swap can turn an append into an error.
 
 use std::time::Duration;
 
 use larder_codec::{Envelope, chunk_id, encode_chunk_with};
-use larder_git::{EntryKind, Expected, GitError, ObjectBatch, ObjectId, TreeEntry};
+use larder_git::{EntryKind, GitError, ObjectBatch, ObjectId, TreeEntry};
 
+use crate::group::Prepared;
 use crate::meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
 use crate::wal::{Committed, Durability, WalManager, date_of, entry};
 use crate::walk::{GENERATION_TRAILER, load_node};
@@ -34,15 +36,20 @@ impl WalManager {
 
     /// [`WalManager::append`], reporting a failure after the commit
     /// separately ([`Committed::after_commit`]) instead of logging it.
+    ///
+    /// **Group commit.** Appends made at the same time through clones of
+    /// one `WalManager` (threads of one process) are written together:
+    /// one pack and one compare-and-swap of the ref for all of them, each
+    /// append still its own commit — a linear chain in arrival order — so
+    /// the returned commit is this call's own, holding exactly its events,
+    /// and actors are never mixed in a chunk. The ref moves once, so a
+    /// reader sees the whole group or none of it; a failure before the ref
+    /// moved makes each member retry alone (each caller gets its own
+    /// error). Appenders in other processes still meet through the ref's
+    /// compare-and-swap.
     pub fn append_committed(&self, events: &[Envelope]) -> Result<Committed> {
-        let (objects, message, base_meta, events_tree) = self.append_objects(events)?;
-        self.commit_with_retry(&objects, &message, |head| {
-            let meta = Meta {
-                previous: head.map(|h| h.to_string()),
-                ..base_meta.clone()
-            };
-            (meta, vec![entry("events", EntryKind::Tree, events_tree)])
-        })
+        let prepared = self.append_objects(events)?;
+        self.commit_grouped(prepared)
     }
 
     /// Writes `events` as an append commit whose parent is `parent` (one
@@ -55,7 +62,12 @@ impl WalManager {
     /// is exactly what [`WalManager::append`] would have written on
     /// `parent`, so every reader and verifier treats it alike.
     pub fn write_append(&self, events: &[Envelope], parent: Option<ObjectId>) -> Result<ObjectId> {
-        let (objects, message, base_meta, events_tree) = self.append_objects(events)?;
+        let Prepared {
+            objects,
+            message,
+            meta: base_meta,
+            events_tree,
+        } = self.append_objects(events)?;
         let generation = match parent {
             Some(p) => next_generation(p, self.generation_of(p)?)?,
             None => 1,
@@ -83,7 +95,7 @@ impl WalManager {
     /// The parts of an append that do not depend on the head: the chunk and
     /// its trees (in a batch), the commit message, `meta.json` without
     /// `previous`, and the `events` tree.
-    fn append_objects(&self, events: &[Envelope]) -> Result<(ObjectBatch, String, Meta, ObjectId)> {
+    fn append_objects(&self, events: &[Envelope]) -> Result<Prepared> {
         let first = events.first().ok_or(WalError::EmptyBatch)?;
         if let Some((index, other)) = events
             .iter()
@@ -120,86 +132,39 @@ impl WalManager {
             previous: None,
             merged: Vec::new(),
         };
-        Ok((objects, message, meta, subtree))
-    }
-
-    /// Builds the commit on the current head (meta.json, root tree and
-    /// commit added to `objects`), writes everything as one pack and moves
-    /// the ref by compare-and-swap; on a lost race, rebuilds on the new head.
-    pub(crate) fn commit_with_retry(
-        &self,
-        objects: &ObjectBatch,
-        message: &str,
-        build: impl Fn(Option<ObjectId>) -> (Meta, Vec<TreeEntry>),
-    ) -> Result<Committed> {
-        let mut attempts = 0;
-        let mut lock_waits = 0;
-        loop {
-            attempts += 1;
-            let head = self.head()?;
-            let generation = match head {
-                Some(h) => next_generation(h, self.generation_of(h)?)?,
-                None => 1,
-            };
-            let (meta, entries) = build(head);
-            let parents: Vec<ObjectId> = head.into_iter().collect();
-            let full_message = with_generation(message, generation);
-            // The chunk and its trees stay in `objects`; only the parts that
-            // depend on the head are rebuilt for each attempt.
-            let mut commit_objects = ObjectBatch::new();
-            let commit =
-                self.add_commit(&mut commit_objects, &meta, entries, &parents, &full_message)?;
-            self.repo.write_batches(
-                &[objects, &commit_objects],
-                self.options.durability == Durability::Fsync,
-            )?;
-            let expected = head.map_or(Expected::MustNotExist, Expected::MustBe);
-            match self.repo.update_ref(
-                &self.ref_name,
-                expected,
-                commit,
-                message.lines().next().unwrap_or(""),
-            ) {
-                Ok(()) => {
-                    // The commit is on the ref: from here on nothing may
-                    // turn the append into an error.
-                    let after_commit = self.sync_ref_if_durable().err();
-                    self.known_head.set(Some((commit, generation)));
-                    self.consolidate_after(generation);
-                    return Ok(Committed {
-                        commit,
-                        after_commit,
-                    });
-                }
-                Err(e) => self.retry_or_fail(e, attempts, &mut lock_waits)?,
-            }
-        }
+        Ok(Prepared {
+            objects,
+            message,
+            meta,
+            events_tree: subtree,
+        })
     }
 
     /// The generation number of `head`, from the cache when this handle
     /// wrote or read it last.
     pub(crate) fn generation_of(&self, head: ObjectId) -> Result<u64> {
-        if let Some((known, generation)) = self.known_head.get()
-            && known == head
-        {
+        if let Some(generation) = self.group.known_generation(head) {
             return Ok(generation);
         }
         let generation = load_node(&self.repo, head)?.generation;
-        self.known_head.set(Some((head, generation)));
+        self.group.set_known_head(head, generation);
         Ok(generation)
     }
 
-    /// Merges small packs when the commit just written has a generation
-    /// that is a multiple of the policy's fan-in. The merge runs on a
+    /// Merges small packs when the commits just written (generations
+    /// `first..=last`: one append, or a group's chain) reached a multiple
+    /// of the policy's fan-in — about once per `fan_in` packs for lone
+    /// appends, whichever process wrote them. The merge runs on a
     /// background thread (one per handle at a time), so appends never wait
     /// for it; [`WalManager::finish_maintenance`] waits. The append has
     /// already succeeded, so a failure is reported through `tracing` and
     /// left for the next check (or [`WalManager::compact`]), never returned.
-    pub(crate) fn consolidate_after(&self, generation: u64) {
+    pub(crate) fn consolidate_after(&self, first: u64, last: u64) {
         let Some(policy) = self.options.consolidation else {
             return;
         };
-        if !generation.is_multiple_of(policy.fan_in.max(2) as u64) {
+        let fan_in = policy.fan_in.max(2) as u64;
+        if first.saturating_sub(1) / fan_in == last / fan_in {
             return;
         }
         let mut slot = self.maintenance.slot();

@@ -18,6 +18,7 @@
 
 mod append;
 mod error;
+mod group;
 mod incoming;
 mod merge;
 mod meta;

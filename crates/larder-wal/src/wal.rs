@@ -2,13 +2,13 @@
 //! operations return. The operations live by concept: `append.rs`,
 //! `merge.rs`, `read.rs`, `verify.rs`, `incoming.rs`.
 
-use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use larder_codec::{Envelope, Limits};
 use larder_git::{ConsolidationPolicy, EntryKind, GitRepo, Identity, ObjectId, TreeEntry};
 
+use crate::group::GroupCommit;
 use crate::meta::Meta;
 use crate::walk::paint;
 use crate::{Result, WalError};
@@ -124,16 +124,20 @@ pub struct CompactReport {
 
 /// The write-ahead log of one named log in one repository.
 ///
-/// Cheap to clone; clones share the object store. Give each thread its own.
+/// Cheap to clone; clones share the object store, the background
+/// consolidation and the group-commit queue. Give each thread its own
+/// clone: appends made at the same time through clones are written as one
+/// group (one pack, one ref update; see [`WalManager::append_committed`]).
 #[derive(Clone, Debug)]
 pub struct WalManager {
     pub(crate) repo: GitRepo,
     pub(crate) log: String,
     pub(crate) ref_name: String,
     pub(crate) options: WalOptions,
-    /// The head this handle last wrote or read, with its generation, so a
-    /// writer appending again need not read its own last commit back.
-    pub(crate) known_head: Cell<Option<(ObjectId, u64)>>,
+    /// Group commit of concurrent appends, and the head last written or
+    /// read with its generation (so an appender need not read its
+    /// predecessor's commit back), shared by clones.
+    pub(crate) group: Arc<GroupCommit>,
     /// The background pack consolidation, shared by clones.
     pub(crate) maintenance: Arc<Maintenance>,
 }
@@ -219,7 +223,7 @@ impl WalManager {
             log: log.into(),
             ref_name,
             options,
-            known_head: Cell::new(None),
+            group: Arc::default(),
             maintenance: Arc::default(),
         })
     }
