@@ -136,11 +136,13 @@ The global --actor filters events by actor here: reading writes nothing."
         /// The log holding the store.
         #[arg(long, global = true, default_value = "kv", value_name = "NAME")]
         log: String,
-        /// Pull from REMOTE before reading, push to it after writing.
+        /// Pull from REMOTE before reading, push to it after writing
+        /// (eventual); the authority with --linearizable.
         #[arg(long, global = true, value_name = "REMOTE")]
         remote: Option<String>,
-        /// Linearizable mode through REMOTE as authority (not implemented
-        /// yet: exits 2).
+        /// Linearizable mode: every command goes through REMOTE as the
+        /// authority (writes acknowledged at its chain ref's
+        /// compare-and-swap, reads fetch its head first).
         #[arg(long, global = true, requires = "remote")]
         linearizable: bool,
         #[command(subcommand)]

@@ -147,7 +147,6 @@ fn bad_input_exits_2_and_writes_nothing() {
         &["kv", "set", "k", "not json"],
         &["kv", "set", &"x".repeat(1025), "1"],
         &["kv", "cas", "k", "--expect", "nope", "1"],
-        &["kv", "--linearizable", "--remote", "origin", "get", "a"],
         &["kv", "--linearizable", "get", "a"],
         &["kv", "--log", "locks", "get", "a"],
     ] {
@@ -157,9 +156,17 @@ fn bad_input_exits_2_and_writes_nothing() {
     }
     let o = larder(
         d,
-        &["kv", "--linearizable", "--remote", "origin", "get", "a"],
+        &[
+            "kv",
+            "--linearizable",
+            "--remote",
+            "no-such-remote",
+            "get",
+            "a",
+        ],
     );
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not implemented yet"));
+    assert_ne!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-remote"));
     assert_eq!(
         larder_testkit::git(d, &["rev-parse", "refs/larder/kv/wal"]),
         head
@@ -280,4 +287,41 @@ fn remote_pushes_after_writes_and_pulls_before_reads() {
     assert_eq!(code(&o), 0, "{o:?}");
     let o = larder(a.path(), &["kv", "--remote", r, "scan"]);
     assert_eq!(stdout(&o), "shared\t\"from b\"\n");
+}
+
+#[test]
+fn linearizable_commands_go_through_the_authority() {
+    let authority = bare_repo();
+    let auth = authority.path().to_str().unwrap();
+    let (a, b) = (work_repo(), work_repo());
+    let lin = |dir: &Path, args: &[&str]| {
+        let mut all = vec!["kv", "--linearizable", "--remote", auth];
+        all.extend_from_slice(args);
+        larder(dir, &all)
+    };
+    assert_eq!(code(&lin(a.path(), &["set", "k", "1"])), 0);
+    // Another clone reads it with no sync of its own.
+    let o = lin(b.path(), &["get", "k"]);
+    assert_eq!((code(&o), stdout(&o)), (0, "1\n".to_owned()), "{o:?}");
+    let o = lin(b.path(), &["cas", "k", "--expect", "2", "3"]);
+    assert_eq!(code(&o), 3, "{o:?}");
+    let o = lin(b.path(), &["cas", "k", "--expect", "1", "3"]);
+    assert_eq!(code(&o), 0, "{o:?}");
+    let o = lin(a.path(), &["scan"]);
+    assert_eq!(stdout(&o), "k\t3\n");
+    assert_eq!(code(&lin(a.path(), &["del", "k"])), 0);
+    assert_eq!(code(&lin(b.path(), &["get", "k"])), 1);
+    // The chain is on the authority, linear.
+    let chain = larder_testkit::git(
+        authority.path(),
+        &["rev-list", "--count", "refs/larder/kv/chain"],
+    );
+    assert_eq!(chain.trim(), "3");
+    // A stale chain lock: exit 1, one line naming the file.
+    let lock = authority.path().join("refs/larder/kv/chain.lock");
+    std::fs::write(&lock, "").unwrap();
+    let o = lin(a.path(), &["set", "k", "4"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(code(&o), 1, "{o:?}");
+    assert!(err.contains("chain.lock"), "{err}");
 }

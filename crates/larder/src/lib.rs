@@ -319,11 +319,18 @@ impl Larder {
     /// writing as this replica's actor with its hybrid logical clock, so
     /// its writes sort after every event the replica holds.
     pub fn kv(&self, name: &str) -> Result<kv::Kv> {
+        self.kv_with(name, kv::KvOptions::default())
+    }
+
+    /// The key-value store over log `name` with `options` — e.g.
+    /// `Consistency::Linearizable { authority: "origin".into() }` for the
+    /// linearizable mode (docs/kv.md).
+    pub fn kv_with(&self, name: &str, options: kv::KvOptions) -> Result<kv::Kv> {
         Ok(kv::Kv::open(
             self.log(name)?.wal,
             self.actor()?.clone(),
             self.clock.clone(),
-            kv::KvOptions::default(),
+            options,
         )?)
     }
 

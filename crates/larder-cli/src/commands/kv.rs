@@ -2,14 +2,19 @@
 //!
 //! Values are JSON on the command line and CBOR in the log (the same
 //! `kv.set` / `kv.delete` events the library writes). Exit codes: 0 done;
-//! 1 a missing key for `get`, or a failure; 2 bad input (bad JSON, a bad
-//! key, `--linearizable`, which is not implemented yet); 3 `cas` found
-//! another value.
+//! 1 a missing key for `get`, or a failure (an unreachable authority, a
+//! stale chain lock, a foreign chain commit); 2 bad input (bad JSON, a bad
+//! key); 3 `cas` found another value.
+//!
+//! Eventual (default): writes commit locally and, with `--remote`, are
+//! pushed; reads pull first. `--linearizable --remote <R>`: every command
+//! goes through the authority `R` — writes are acknowledged at its chain
+//! ref's compare-and-swap, reads fetch its head first.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use larder::kv::{Entry, Expect, Kv, KvError, Version};
+use larder::kv::{Consistency, Entry, Expect, Kv, KvError, KvOptions, Version};
 use serde_json::{Value, json};
 
 use super::{CmdResult, Ctx};
@@ -27,23 +32,39 @@ pub fn run(
     linearizable: bool,
     action: &KvAction,
 ) -> CmdResult {
-    if linearizable {
-        return Err(CliError::usage(format!(
-            "--linearizable (authority {}) is not implemented yet; omit it for the eventual mode",
-            remote.unwrap_or("?")
-        )));
-    }
     let larder = ctx.open()?;
     super::check_log_name(&larder, log)?;
-    let kv = larder.kv(log)?;
+    let kv = match (linearizable, remote) {
+        (true, Some(authority)) => larder.kv_with(
+            log,
+            KvOptions {
+                consistency: Consistency::Linearizable {
+                    authority: authority.to_owned(),
+                },
+                ..KvOptions::default()
+            },
+        )?,
+        (true, None) => {
+            return Err(CliError::usage(
+                "--linearizable needs --remote <REMOTE>: the authority every command goes through",
+            ));
+        }
+        (false, _) => larder.kv(log)?,
+    };
+    // Linearizable: the authority is the only remote, and every operation
+    // already goes through it.
     let pull = |kv: &Kv| -> Result<(), CliError> {
-        if let Some(r) = remote {
+        if let Some(r) = remote
+            && !linearizable
+        {
             kv.pull(r).map_err(kv_error)?;
         }
         Ok(())
     };
     let push = |kv: &Kv| -> Result<(), CliError> {
-        if let Some(r) = remote {
+        if let Some(r) = remote
+            && !linearizable
+        {
             kv.push(r).map_err(kv_error)?;
         }
         Ok(())
@@ -181,7 +202,7 @@ fn parse_json(text: &str) -> Result<Value, CliError> {
 /// Bad keys and values are bad input (exit 2); the rest are failures.
 fn kv_error(e: KvError) -> CliError {
     match e {
-        KvError::InvalidKey { .. } | KvError::Encode { .. } | KvError::NotImplemented { .. } => {
+        KvError::InvalidKey { .. } | KvError::Encode { .. } | KvError::Mode(_) => {
             CliError::usage(e.to_string())
         }
         other => CliError::Larder(other.into()),
