@@ -14,9 +14,12 @@
 //! stored position on open and after every write, rebuilt from the newest
 //! snapshot plus the WAL tail when it fails its checks.
 //!
-//! Modes ([`Consistency`]): eventual (implemented: local commits,
-//! convergence through any git remote with [`Kv::sync`]) and linearizable
-//! (planned). `docs/kv.md` says exactly what each guarantees.
+//! Modes ([`Consistency`]): eventual (local commits, convergence through
+//! any git remote with [`Kv::sync`]) and linearizable (every operation
+//! takes effect at one compare-and-swap of a chain ref on an authoritative
+//! remote, reads first learn that ref's head; concurrent writers of one
+//! process share swaps — `linear.rs`, `authority.rs`). `docs/kv.md` says
+//! exactly what each guarantees.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
