@@ -10,8 +10,10 @@
 //!   `git push --porcelain --force-with-lease=<ref>:<expected> <url> <commit>:<ref>`
 //!   (an explicit expected value, never a `+` refspec); the current value is
 //!   read with `git ls-remote` and fetched with `git fetch`.
+//!
+//! Each lock state is one commit (see `record.rs`), written as one object.
 
-use larder_git::{EntryKind, Expected, GitRepo, ObjectId, PushOutcome, RemoteLocation, TreeEntry};
+use larder_git::{Expected, GitRepo, ObjectId, PushOutcome, RemoteLocation};
 
 use crate::{LockError, Result};
 
@@ -148,25 +150,27 @@ impl Authority {
         }
     }
 
-    /// Writes a lock-state commit holding `record` (JSON) on top of `parent`.
+    /// Writes a lock-state commit of `tree` on top of `parent`: one loose
+    /// object (a single object is one file either way; a pack would be two,
+    /// and would pile up packs for the WAL's consolidation to merge).
     pub(crate) fn write_state(
         &self,
-        record: &[u8],
+        tree: ObjectId,
         parent: Option<ObjectId>,
         message: &str,
         time: i64,
     ) -> Result<ObjectId> {
-        let repo = self.object_repo();
-        let blob = repo.write_blob(record).map_err(|e| self.git_error(e))?;
-        let tree = repo
-            .write_tree(&[TreeEntry {
-                name: "lock.json".into(),
-                kind: EntryKind::Blob,
-                id: blob,
-            }])
-            .map_err(|e| self.git_error(e))?;
         let parents: Vec<ObjectId> = parent.into_iter().collect();
-        repo.write_commit(tree, &parents, message, None, time)
+        self.object_repo()
+            .write_commit(tree, &parents, message, None, time)
+            .map_err(|e| self.git_error(e))
+    }
+
+    /// Stores git's empty tree in the object repository (a no-op if it is
+    /// there already) and returns its id.
+    pub(crate) fn write_empty_tree(&self) -> Result<ObjectId> {
+        self.object_repo()
+            .write_tree(&[])
             .map_err(|e| self.git_error(e))
     }
 

@@ -1,9 +1,10 @@
 //! Lease locks in git refs, with fencing tokens.
 //!
 //! One ref per resource, `refs/<namespace>/locks/<blake2b-256(resource)>`,
-//! points at a commit whose tree holds `lock.json` (resource, holder,
-//! holder id, token, acquired/expiry times, nonce); each new state's parent
-//! is the previous one. Every change — acquire, renew, release, takeover of an
+//! points at a commit whose message holds the lock record (resource,
+//! holder, holder id, token, acquired/expiry times, nonce) as JSON, with
+//! git's empty tree: one object per state. Each new state's parent is the
+//! previous one. Every change — acquire, renew, release, takeover of an
 //! expired lease — is one compare-and-swap of that ref on the
 //! [`Authority`]: the local repository, or a shared remote. At most one
 //! holder is live at any point of the authority's history, and every
@@ -21,11 +22,10 @@ mod authority;
 mod error;
 mod fence;
 mod manager;
+mod record;
 
 pub use authority::Authority;
 pub use error::{LockError, Result};
 pub use fence::FencedStore;
-pub use manager::{
-    LOCK_FORMAT_VERSION, Lease, ListEntry, LockInfo, LockManager, LockOptions, LockRecord,
-    MAX_RESOURCE_LEN,
-};
+pub use manager::{Lease, ListEntry, LockInfo, LockManager, LockOptions, MAX_RESOURCE_LEN};
+pub use record::{LOCK_FORMAT_VERSION, LockRecord};

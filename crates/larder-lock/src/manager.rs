@@ -1,51 +1,23 @@
 //! [`LockManager`]: acquire, renew, release, inspect and clean up leases.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use larder_codec::{ActorId, blake2b256, to_hex};
 use larder_crdt::{Clock, SystemClock};
 use larder_git::ObjectId;
-use serde::{Deserialize, Serialize};
 
 use crate::authority::{Authority, Cas};
+use crate::record::{self, LOCK_FORMAT_VERSION, LockRecord};
 use crate::{LockError, Result};
-
-/// The lock record format this build writes. Version 2 added
-/// [`LockRecord::holder_id`]; version-1 records are still read, their
-/// holder counted as having no holder id.
-pub const LOCK_FORMAT_VERSION: u32 = 2;
-
-/// The oldest record format this build reads.
-const OLDEST_READABLE_FORMAT: u32 = 1;
 
 /// The longest resource name accepted, in bytes.
 pub const MAX_RESOURCE_LEN: usize = 1024;
 
-/// The record stored as `lock.json` in each lock-state commit.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LockRecord {
-    /// Record format version.
-    pub format: u32,
-    /// The resource, checked against the ref's hash on every read.
-    pub resource: String,
-    /// The holder's actor, or `None` when the lock is free (released).
-    pub holder: Option<String>,
-    /// The acquisition holding the lease: a random id minted by each
-    /// `acquire`, so two processes of one actor are two holders. `None`
-    /// when free, and in records written by format-1 builds.
-    #[serde(default)]
-    pub holder_id: Option<String>,
-    /// The fencing token of the latest acquisition (kept when released).
-    pub token: u64,
-    /// When the holder acquired it, by the holder's clock (ms since epoch).
-    pub acquired_ms: u64,
-    /// When the lease ends, by the holder's clock.
-    pub expires_ms: u64,
-    /// A random value unique to this state.
-    pub nonce: String,
-}
+/// How many lock states a manager remembers (see `LockManager::known`)
+/// before it forgets them all and starts over.
+const MAX_KNOWN: usize = 4096;
 
 /// A lease the caller holds: one acquisition. Only this lease (or its
 /// token, through [`LockManager::renew_token`] and
@@ -130,6 +102,15 @@ pub struct LockManager {
     clock: Arc<dyn Clock>,
     options: LockOptions,
     nonce_counter: AtomicU64,
+    /// The last state this manager wrote or read, per lock ref: the first
+    /// attempt of a change compare-and-swaps from it without reading the
+    /// ref and its commit again. A successful swap proves the ref still
+    /// held that very commit — the same proof a fresh read followed by the
+    /// swap gives — and a lost one falls back to a fresh read.
+    known: Mutex<HashMap<String, (ObjectId, LockRecord)>>,
+    /// Git's empty tree, once written to the object repository: every
+    /// format-3 lock-state commit has it as its tree.
+    empty_tree: OnceLock<ObjectId>,
 }
 
 impl std::fmt::Debug for LockManager {
@@ -170,6 +151,8 @@ impl LockManager {
             clock,
             options,
             nonce_counter: AtomicU64::new(0),
+            known: Mutex::new(HashMap::new()),
+            empty_tree: OnceLock::new(),
         }
     }
 
@@ -387,7 +370,10 @@ impl LockManager {
         let refs = self.authority.list(&self.prefix())?;
         Ok(refs
             .into_iter()
-            .map(|(name, id)| self.parse(&name, id).map(|rec| self.info(name, rec)))
+            .map(|(name, id)| {
+                self.parse(&name, id)
+                    .map(|stored| self.info(name, stored.record))
+            })
             .collect())
     }
 
@@ -398,17 +384,12 @@ impl LockManager {
         let now = self.clock.now_millis();
         let mut trimmed = 0;
         for (name, id) in self.authority.list(&self.prefix())? {
-            let Ok(rec) = self.parse(&name, id) else {
+            let Ok(stored) = self.parse(&name, id) else {
                 continue;
             };
+            let rec = stored.record;
             let expired = now >= rec.expires_ms.saturating_add(self.options.max_skew_ms);
-            let has_history = self
-                .authority
-                .object_repo()
-                .read_commit(id)
-                .map(|c| !c.parents.is_empty())
-                .unwrap_or(false);
-            if (rec.holder.is_none() || expired) && has_history {
+            if (rec.holder.is_none() || expired) && stored.has_parent {
                 let record = LockRecord {
                     format: LOCK_FORMAT_VERSION,
                     holder: None,
@@ -416,15 +397,9 @@ impl LockManager {
                     nonce: self.nonce(),
                     ..rec
                 };
-                let bytes = encode(&name, &record)?;
-                let fresh = self.authority.write_state(
-                    &bytes,
-                    None,
-                    "larder: lock gc\n",
-                    unix_seconds(now),
-                )?;
                 // A lost race or a locked ref just leaves this lock untrimmed.
-                if let Cas::Done = self.authority.cas(&name, Some(id), fresh)? {
+                if let (Cas::Done, fresh) = self.swap(&name, None, Some(id), &record, "gc")? {
+                    self.remember(&name, fresh, &record);
                     trimmed += 1;
                 }
             }
@@ -439,6 +414,14 @@ impl LockManager {
     /// compare-and-swap. A lost swap is retried from a fresh read, up to
     /// `max_attempts` ([`LockError::Stale`]); a ref held by a `.lock` file
     /// is waited for up to `max_lock_waits` times ([`LockError::RefLocked`]).
+    ///
+    /// The first attempt starts from the state this manager last wrote or
+    /// read for the ref, if any, instead of reading it: the swap succeeds
+    /// only if the ref still holds exactly that commit, so a decision made
+    /// from it is as sound as one made from a fresh read. Only a write is
+    /// decided from a remembered state: a refusal, or a lost swap, is
+    /// decided again from a fresh read (and such a lost swap is not counted
+    /// against `max_attempts`).
     fn update(
         &self,
         resource: &str,
@@ -447,13 +430,28 @@ impl LockManager {
         mut next: impl FnMut(u64, Current) -> Result<(Option<ObjectId>, LockRecord)>,
     ) -> Result<LockRecord> {
         let (mut lost, mut waits) = (0u32, 0u32);
+        let mut remembered = self.remembered(name, resource);
         loop {
             let now = self.clock.now_millis();
-            let current = self.read(name, resource)?;
-            let (parent, record) = next(now, current)?;
-            match self.swap(name, parent, &record, what)? {
-                Cas::Done => return Ok(record),
-                Cas::Lost => {
+            let (current, guessed) = match remembered.take() {
+                Some((id, rec)) => (Current::Present(id, rec), true),
+                None => (self.read(name, resource)?, false),
+            };
+            let (parent, record) = match next(now, current) {
+                Ok(decided) => decided,
+                Err(_) if guessed => continue,
+                Err(e) => return Err(e),
+            };
+            match self.swap(name, parent, parent, &record, what)? {
+                (Cas::Done, commit) => {
+                    self.remember(name, commit, &record);
+                    return Ok(record);
+                }
+                (Cas::Lost, _) => {
+                    self.forget(name);
+                    if guessed {
+                        continue;
+                    }
                     lost += 1;
                     if lost >= self.options.max_attempts {
                         return Err(LockError::Stale {
@@ -461,7 +459,7 @@ impl LockManager {
                         });
                     }
                 }
-                Cas::Locked(lock_path) => {
+                (Cas::Locked(lock_path), _) => {
                     waits += 1;
                     if waits > self.options.max_lock_waits {
                         return Err(LockError::RefLocked {
@@ -474,11 +472,13 @@ impl LockManager {
         }
     }
 
+    /// The lock's current state, read from the authority (and remembered).
     fn read(&self, name: &str, resource: &str) -> Result<Current> {
         let Some(id) = self.authority.read(name)? else {
+            self.forget(name);
             return Ok(Current::Absent);
         };
-        let rec = self.parse(name, id)?;
+        let rec = self.parse(name, id)?.record;
         if rec.resource != resource {
             return Err(LockError::ResourceMismatch {
                 reference: name.into(),
@@ -486,46 +486,51 @@ impl LockManager {
                 found: rec.resource,
             });
         }
+        self.remember(name, id, &rec);
         Ok(Current::Present(id, rec))
     }
 
-    fn parse(&self, name: &str, id: ObjectId) -> Result<LockRecord> {
+    /// The state in commit `id` of ref `name`, in any readable format,
+    /// checked to belong under that ref.
+    fn parse(&self, name: &str, id: ObjectId) -> Result<record::Stored> {
         let malformed = |reason: String| LockError::Malformed {
             reference: name.into(),
             reason,
         };
-        let repo = self.authority.object_repo();
-        let commit = repo.read_commit(id).map_err(|e| malformed(e.to_string()))?;
-        let tree = repo
-            .read_tree(commit.tree)
-            .map_err(|e| malformed(e.to_string()))?;
-        let [entry] = tree.as_slice() else {
-            return Err(malformed(format!(
-                "expected only lock.json, found {} entries",
-                tree.len()
-            )));
-        };
-        if entry.name != "lock.json" {
-            return Err(malformed(format!("unexpected entry {:?}", entry.name)));
-        }
-        let bytes = repo
-            .read_blob(entry.id)
-            .map_err(|e| malformed(e.to_string()))?;
-        let rec: LockRecord =
-            serde_json::from_slice(&bytes).map_err(|e| malformed(e.to_string()))?;
-        if !(OLDEST_READABLE_FORMAT..=LOCK_FORMAT_VERSION).contains(&rec.format) {
-            return Err(malformed(format!("unsupported format {}", rec.format)));
-        }
-        if rec.format < 2 && rec.holder_id.is_some() {
-            return Err(malformed("a format-1 record with a holder id".into()));
-        }
-        if self.ref_for(&rec.resource) != name {
+        let stored = record::read_state(self.authority.object_repo(), id).map_err(malformed)?;
+        if self.ref_for(&stored.record.resource) != name {
             return Err(malformed(format!(
                 "record for {:?} stored under the wrong ref",
-                rec.resource
+                stored.record.resource
             )));
         }
-        Ok(rec)
+        Ok(stored)
+    }
+
+    fn known(&self) -> MutexGuard<'_, HashMap<String, (ObjectId, LockRecord)>> {
+        // Entries are replaced whole, so a panic elsewhere cannot leave one
+        // half-written; a poisoned map is used as is.
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state last written or read for `name`, if it is `resource`'s.
+    fn remembered(&self, name: &str, resource: &str) -> Option<(ObjectId, LockRecord)> {
+        self.known()
+            .get(name)
+            .filter(|(_, rec)| rec.resource == resource)
+            .cloned()
+    }
+
+    fn remember(&self, name: &str, id: ObjectId, record: &LockRecord) {
+        let mut known = self.known();
+        if known.len() >= MAX_KNOWN && !known.contains_key(name) {
+            known.clear();
+        }
+        known.insert(name.to_owned(), (id, record.clone()));
+    }
+
+    fn forget(&self, name: &str) {
+        self.known().remove(name);
     }
 
     /// The state read, if it is the lease with `token` held by this actor
@@ -563,25 +568,41 @@ impl LockManager {
         }
     }
 
+    /// Writes `record` as a new lock-state commit on top of `parent` and
+    /// compare-and-swaps `name` from `expected` to it; returns the outcome
+    /// and the commit. The commit is one object (format 3: the record in
+    /// its message, the empty tree as its tree).
     fn swap(
         &self,
         name: &str,
         parent: Option<ObjectId>,
+        expected: Option<ObjectId>,
         record: &LockRecord,
         what: &str,
-    ) -> Result<Cas> {
-        let bytes = encode(name, record)?;
-        let message = format!(
-            "larder: lock {what} {} (token {})\n",
-            record.resource, record.token
-        );
+    ) -> Result<(Cas, ObjectId)> {
+        let message = record::commit_message(what, record).map_err(|e| LockError::Malformed {
+            reference: name.into(),
+            reason: format!("cannot encode the record: {e}"),
+        })?;
         let commit = self.authority.write_state(
-            &bytes,
+            self.empty_tree()?,
             parent,
             &message,
             unix_seconds(self.clock.now_millis()),
         )?;
-        self.authority.cas(name, parent, commit)
+        Ok((self.authority.cas(name, expected, commit)?, commit))
+    }
+
+    /// Git's empty tree, written to the object repository the first time
+    /// it is needed (a no-op if it is there already): plain git reads it
+    /// without having it stored, but `git fsck` and tools walking the
+    /// objects want every tree they meet to exist.
+    fn empty_tree(&self) -> Result<ObjectId> {
+        if let Some(id) = self.empty_tree.get() {
+            return Ok(*id);
+        }
+        let id = self.authority.write_empty_tree()?;
+        Ok(*self.empty_tree.get_or_init(|| id))
     }
 
     fn lease(&self, rec: LockRecord) -> Lease {
@@ -629,14 +650,6 @@ impl LockManager {
         );
         to_hex(&blake2b256(&[seed.as_bytes()])[..16])
     }
-}
-
-/// The record as written into `lock.json`.
-fn encode(reference: &str, record: &LockRecord) -> Result<Vec<u8>> {
-    serde_json::to_vec_pretty(record).map_err(|e| LockError::Malformed {
-        reference: reference.into(),
-        reason: format!("cannot encode the record: {e}"),
-    })
 }
 
 fn check_resource(resource: &str) -> Result<()> {
