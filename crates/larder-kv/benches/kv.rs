@@ -2,7 +2,8 @@
 //! writes and 1,000-key batches, opening an up-to-date store, and a
 //! rebuild from snapshot + 10k-event tail (100k keys by default; set
 //! `KV_BENCH_REBUILD_KEYS=1000000` for the 1M-key row, whose setup takes
-//! about a minute).
+//! about a minute); linearizable sets against a local bare authority, one
+//! writer and eight writer threads of one process (group commit).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use larder_codec::ActorId;
 use larder_crdt::{Clock, Hlc, SystemClock};
 use larder_git::GitRepo;
-use larder_kv::{Batch, Kv, KvOptions};
+use larder_kv::{Batch, Consistency, Kv, KvOptions};
 use larder_wal::WalManager;
 
 fn tmp() -> tempfile::TempDir {
@@ -143,5 +144,61 @@ fn rebuild(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, reads, writes, rebuild);
+/// A linearizable store in a fresh clone against the bare `authority`.
+fn open_linear(dir: &Path, authority: &Path) -> Kv {
+    GitRepo::init(dir).unwrap();
+    let wal = WalManager::new(GitRepo::open(dir).unwrap(), "kv").unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    Kv::open(
+        wal,
+        ActorId::new("bench").unwrap(),
+        Arc::new(Mutex::new(Hlc::new(clock))),
+        KvOptions {
+            consistency: Consistency::Linearizable {
+                authority: authority.display().to_string(),
+            },
+            ..KvOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+fn linearizable(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kv");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(5));
+    let authority = tmp();
+    GitRepo::init_bare(authority.path()).unwrap();
+    let dir = tmp();
+    let kv = open_linear(dir.path(), authority.path());
+    let mut n = 0u64;
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("set_single_linearizable", |b| {
+        b.iter(|| {
+            n += 1;
+            kv.set(&format!("key{:07}", n % 10_000), &n).unwrap()
+        })
+    });
+    const WRITERS: u64 = 8;
+    const PER_WRITER: u64 = 25;
+    group.throughput(Throughput::Elements(WRITERS * PER_WRITER));
+    group.bench_function("set_8_writers_linearizable", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for t in 0..WRITERS {
+                    let kv = kv.clone();
+                    s.spawn(move || {
+                        for i in 0..PER_WRITER {
+                            kv.set(&format!("w{t}/{i}"), &i).unwrap();
+                        }
+                    });
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, reads, writes, rebuild, linearizable);
 criterion_main!(benches);

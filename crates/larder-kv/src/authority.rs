@@ -11,10 +11,14 @@
 //! authority by implementing the trait over one of these.
 
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use larder_git::{
-    Expected, GitError, GitRepo, ObjectId, PushOutcome, RemoteLocation, ResolvedRemote,
+    ConsolidationPolicy, Expected, GitError, GitRepo, ObjectId, PushOutcome, RemoteLocation,
+    ResolvedRemote,
 };
 
 use crate::{KvError, Result};
@@ -65,19 +69,67 @@ pub trait Authority: Send + Debug {
 pub const LOCK_WAITS: u32 = 5;
 
 /// An authority in a repository on this machine (path or `file://`).
+///
+/// Every swap copies one pack; every [`ConsolidationPolicy::fan_in`]-th
+/// swap merges the authority's small packs on a background thread (as the
+/// WAL does for its own appends), so lookups there stay fast. Dropping the
+/// authority waits for a running merge.
 #[derive(Debug)]
 pub struct FileAuthority {
     name: String,
     repo: GitRepo,
+    policy: Option<ConsolidationPolicy>,
+    swaps: AtomicU64,
+    upkeep: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl FileAuthority {
-    /// An authority over the repository `repo`, named `name` in errors.
+    /// An authority over the repository `repo`, named `name` in errors,
+    /// merging its packs with the default policy.
     pub fn new(name: impl Into<String>, repo: GitRepo) -> Self {
+        Self::with_policy(name, repo, Some(ConsolidationPolicy::default()))
+    }
+
+    /// [`FileAuthority::new`] with another pack policy (`None`: leave packs
+    /// to `git gc` or `larder compact`).
+    pub fn with_policy(
+        name: impl Into<String>,
+        repo: GitRepo,
+        policy: Option<ConsolidationPolicy>,
+    ) -> Self {
         Self {
             name: name.into(),
             repo,
+            policy,
+            swaps: AtomicU64::new(0),
+            upkeep: Mutex::new(None),
         }
+    }
+
+    /// Starts a background pack merge on every `fan_in`-th swap, unless
+    /// one is still running. Failures are warnings: the swap succeeded.
+    fn upkeep_after_swap(&self) {
+        let Some(policy) = self.policy else {
+            return;
+        };
+        let n = self.swaps.fetch_add(1, Ordering::Relaxed) + 1;
+        if !n.is_multiple_of(policy.fan_in.max(2) as u64) {
+            return;
+        }
+        let mut slot = self.upkeep.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        if let Some(done) = slot.take() {
+            let _ = done.join();
+        }
+        let repo = self.repo.clone();
+        let name = self.name.clone();
+        *slot = Some(std::thread::spawn(move || {
+            if let Err(e) = repo.consolidate_packs(&policy) {
+                tracing::warn!(authority = %name, error = %e, "pack consolidation failed");
+            }
+        }));
     }
 
     /// The authority's repository.
@@ -147,13 +199,14 @@ impl Authority for FileAuthority {
         let expected = old.map_or(Expected::MustNotExist, Expected::MustBe);
         let mut waits = 0;
         loop {
-            match self.repo.update_ref(
-                chain,
-                expected,
-                new,
-                "larder-kv: linearizable write",
-            ) {
-                Ok(()) => return Ok(Swap::Done),
+            match self
+                .repo
+                .update_ref(chain, expected, new, "larder-kv: linearizable write")
+            {
+                Ok(()) => {
+                    self.upkeep_after_swap();
+                    return Ok(Swap::Done);
+                }
                 Err(e) if e.is_conflict() => {
                     return Ok(Swap::Lost {
                         current: self.repo.ref_target(chain).ok().flatten(),
@@ -178,6 +231,19 @@ impl Authority for FileAuthority {
                 // was (gix renames the lock over the ref last).
                 Err(e) => return Err(self.failed(e, false)),
             }
+        }
+    }
+}
+
+impl Drop for FileAuthority {
+    fn drop(&mut self) {
+        let handle = self
+            .upkeep
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
         }
     }
 }

@@ -345,3 +345,34 @@ fn over_git_daemon_the_swap_is_a_force_with_lease_push() {
     assert_eq!(b.get::<u32>("n").unwrap().unwrap().value, 10);
     git(&bare, &["fsck", "--full", "--strict"]);
 }
+
+fn packs(git_dir: &Path) -> usize {
+    std::fs::read_dir(git_dir.join("objects/pack"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "pack")
+        })
+        .count()
+}
+
+#[test]
+fn packs_stay_few_on_the_authority_and_the_replica() {
+    // One pack per swap on both sides, merged every 16 as the WAL does;
+    // without that, lookups slowed down with every write.
+    let authority = bare_repo();
+    let dir = work_repo();
+    {
+        let kv = linear(dir.path(), "alice", &path(authority.path())).unwrap();
+        for i in 0..100 {
+            kv.set(&format!("k{}", i % 7), &i).unwrap();
+        }
+    } // dropping the store waits for background merges
+    let (remote, local) = (packs(authority.path()), packs(&dir.path().join(".git")));
+    assert!(remote <= 32, "{remote} packs on the authority");
+    assert!(local <= 32, "{local} packs in the replica");
+    git(authority.path(), &["fsck", "--full", "--strict"]);
+}

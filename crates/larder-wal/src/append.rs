@@ -89,6 +89,8 @@ impl WalManager {
             &[&objects, &commit_objects],
             self.options.durability == Durability::Fsync,
         )?;
+        // Its pack counts like an append's towards consolidation.
+        self.consolidate_after(generation, generation);
         Ok(commit)
     }
 
