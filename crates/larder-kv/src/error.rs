@@ -113,6 +113,18 @@ pub enum KvError {
         /// The newest write held.
         frontier: String,
     },
+    /// Another handle holds the linearizable store's read lease: writes
+    /// are refused until it is released or expires (plus the skew
+    /// margin); nothing was written.
+    #[error("the store's read lease is held by {holder} (token {token}) until {expires_ms} ms")]
+    LeaseHeld {
+        /// The holding handle.
+        holder: String,
+        /// Its fencing token.
+        token: u64,
+        /// When it expires, by the holder's clock (ms since the epoch).
+        expires_ms: u64,
+    },
     /// `--linearizable` / [`crate::Consistency::Linearizable`] without an
     /// authority, or a linearizable-only operation on an eventual store.
     #[error("{0}")]
@@ -236,6 +248,15 @@ impl KvError {
             } => KvError::ClockBehind {
                 timestamp: timestamp.clone(),
                 frontier: frontier.clone(),
+            },
+            KvError::LeaseHeld {
+                holder,
+                token,
+                expires_ms,
+            } => KvError::LeaseHeld {
+                holder: holder.clone(),
+                token: *token,
+                expires_ms: *expires_ms,
             },
             // Everything else failed before the swap: nothing was written.
             other => KvError::Authority {

@@ -5,6 +5,7 @@ use std::ops::{Bound, RangeBounds};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use larder_codec::{ActorId, Envelope, Payload};
 use larder_crdt::{EventKey, KV_SET, KvProjection, Projection, StateHash};
@@ -17,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::authority::{Authority, open_authority};
 use crate::error::shown;
-use crate::linear::{Linear, Outcome, RawExpect, Request};
+use crate::linear::{LEASE_KEY, LeaseRecord, Linear, Outcome, RawExpect, Request};
 use crate::record::{RawChange, Record, parse_event};
 use crate::state::KvState;
 use crate::store::{Fault, Rebuilt, Store, Tail, state_of};
@@ -54,6 +55,10 @@ pub(crate) struct Core {
     /// The linearizable mode's authority and group-commit queue; `None`
     /// in eventual mode.
     linear: Option<Linear>,
+    /// This handle's id as a read-lease holder (actor and a random part).
+    pub(crate) lease_holder: String,
+    /// The read lease this handle holds, as last recorded on the chain.
+    pub(crate) lease: Mutex<Option<LeaseRecord>>,
     pub(crate) options: KvOptions,
     log: String,
     watchers: Mutex<Vec<Watcher>>,
@@ -233,7 +238,7 @@ impl Core {
         watchers.retain(|w| {
             changes
                 .iter()
-                .filter(|c| c.key.starts_with(&w.prefix))
+                .filter(|c| c.key.starts_with(&w.prefix) && !is_reserved(&c.key))
                 .all(|c| w.tx.send(c.clone()).is_ok())
         });
     }
@@ -304,8 +309,10 @@ impl Kv {
                 snapshots,
                 store,
             }),
-            actor,
             clock,
+            lease_holder: format!("{actor}/{}", holder_nonce()),
+            lease: Mutex::new(None),
+            actor,
             options,
             linear,
             watchers: Mutex::new(Vec::new()),
@@ -347,12 +354,67 @@ impl Kv {
     /// Takes the view for a read: in linearizable mode after the ReadIndex
     /// step (the authority's chain head learned and applied), so the read
     /// reflects every write acknowledged before it began.
+    ///
+    /// While this handle holds the read lease ([`Kv::acquire_lease`]) the
+    /// authority is not asked: no other writer can move the chain.
     fn reading(&self) -> Result<MutexGuard<'_, Inner>> {
         let mut inner = lock(&self.core.inner);
-        if let Some(linear) = &self.core.linear {
+        if let Some(linear) = &self.core.linear
+            && !linear.lease_read_ok(&self.core, &inner)
+        {
             linear.read_index(&self.core, &mut inner)?;
         }
         Ok(inner)
+    }
+
+    /// Linearizable mode: takes (or renews) the **read lease** for `ttl`.
+    ///
+    /// The lease is a record on the chain itself, written by one
+    /// compare-and-swap like any write: while it is live, every other
+    /// handle's writes are refused with [`KvError::LeaseHeld`] (they check
+    /// it against the state they swap on, so the check and the write are
+    /// one atomic step), and this handle answers reads from its view
+    /// without a round trip to the authority. Clock assumption: wall
+    /// clocks of all writers differ by less than [`KvOptions::max_skew`];
+    /// the holder stops serving local reads `max_skew` before the lease
+    /// expires by its clock, others write again only `max_skew` after it
+    /// by theirs. Each new holder gets a greater fencing token.
+    pub fn acquire_lease(&self, ttl: Duration) -> Result<ReadLease> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.lease_request(ttl_ms)
+    }
+
+    /// Gives the read lease up (records it as expired), so other handles
+    /// write again at once. Reads go back to asking the authority.
+    pub fn release_lease(&self) -> Result<()> {
+        self.lease_request(0).map(|_| ())
+    }
+
+    fn lease_request(&self, ttl_ms: u64) -> Result<ReadLease> {
+        let Some(linear) = &self.core.linear else {
+            return Err(KvError::Mode(
+                "read leases are for linearizable stores".into(),
+            ));
+        };
+        let request = Request::Lease {
+            holder: self.core.lease_holder.clone(),
+            ttl_ms,
+        };
+        match linear.submit(&self.core, request)? {
+            Outcome::Lease(record) => {
+                *lock(&self.core.lease) = (ttl_ms > 0).then(|| record.clone());
+                Ok(ReadLease {
+                    holder: record.holder,
+                    token: record.token,
+                    expires_ms: record.expires_ms,
+                })
+            }
+            Outcome::LeaseHeld(held) => {
+                *lock(&self.core.lease) = None;
+                Err(lease_held(held))
+            }
+            _ => Err(KvError::Mode("a lease request answered as a write".into())),
+        }
     }
 
     /// The view file of `wal`'s log.
@@ -447,7 +509,8 @@ impl Kv {
                 }
                 match linear.submit(&self.core, Request::Write(batch.ops))? {
                     Outcome::Written(versions) => Ok(versions),
-                    Outcome::Cas { .. } => Err(KvError::Mode(
+                    Outcome::LeaseHeld(held) => Err(lease_held(held)),
+                    _ => Err(KvError::Mode(
                         "a write answered as a compare-and-set".into(),
                     )),
                 }
@@ -478,6 +541,7 @@ impl Kv {
         })?;
         records
             .into_iter()
+            .filter(|(k, _)| !is_reserved(k))
             .filter_map(|(k, r)| entry_of(k, r).transpose())
             .collect()
     }
@@ -538,7 +602,8 @@ impl Kv {
                         None => None,
                     },
                 }),
-                Outcome::Written(_) => Err(KvError::Mode(
+                Outcome::LeaseHeld(held) => Err(lease_held(held)),
+                _ => Err(KvError::Mode(
                     "a compare-and-set answered as a write".into(),
                 )),
             };
@@ -789,11 +854,43 @@ impl Kv {
         let records = self
             .reading()?
             .read(|s| s.range((Bound::Unbounded, Bound::Unbounded), &|_| true, false))?;
-        Ok(records.len())
+        Ok(records.iter().filter(|(k, _)| !is_reserved(k)).count())
     }
 
     /// Whether no key is live.
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
+}
+
+/// The error for a write refused by another holder's read lease.
+fn lease_held(held: LeaseRecord) -> KvError {
+    KvError::LeaseHeld {
+        holder: held.holder,
+        token: held.token,
+        expires_ms: held.expires_ms,
+    }
+}
+
+/// A random part for this handle's lease-holder id: no two handles (in
+/// any process) share one.
+fn holder_nonce() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let seed = format!(
+        "{}/{}/{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    larder_codec::to_hex(&larder_codec::blake2b256(&[seed.as_bytes()])[..8])
+}
+
+/// Whether `key` is one of the store's own (the read lease), left out of
+/// reads, scans and watches.
+pub(crate) fn is_reserved(key: &str) -> bool {
+    key == LEASE_KEY
 }

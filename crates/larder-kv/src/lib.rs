@@ -55,6 +55,6 @@ pub use kv::Kv;
 pub use store::Rebuilt;
 pub use types::{
     At, Batch, Cas, Change, Consistency, DEFAULT_LOG, Entry, Expect, KvOptions, MAX_KEY_LEN,
-    SharedClock, Version,
+    ReadLease, SharedClock, Version,
 };
 pub use watch::Watch;

@@ -52,6 +52,9 @@ pub(crate) enum Request {
         expect: RawExpect,
         payload: Payload,
     },
+    /// Take, renew (`ttl_ms > 0`) or give up (`ttl_ms == 0`) the read
+    /// lease for `holder`.
+    Lease { holder: String, ttl_ms: u64 },
 }
 
 /// [`crate::Expect`] with the value as canonical CBOR.
@@ -83,7 +86,28 @@ pub(crate) enum Outcome {
         swapped: bool,
         current: Option<Record>,
     },
+    /// A lease request's result: the lease now recorded on the chain.
+    Lease(LeaseRecord),
+    /// A write refused because another holder's lease is live.
+    LeaseHeld(LeaseRecord),
 }
+
+/// The read lease as recorded on the chain, under [`LEASE_KEY`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct LeaseRecord {
+    /// The holding handle (actor and a per-handle id).
+    pub(crate) holder: String,
+    /// Fencing token: one more for every new holder.
+    pub(crate) token: u64,
+    /// When it expires, by the holder's wall clock (ms since the epoch);
+    /// 0 once released.
+    pub(crate) expires_ms: u64,
+}
+
+/// The reserved key the read lease is stored under. It holds a control
+/// character, which no user key may ([`crate::types`]'s key check), so
+/// it never collides with one; reads, scans and watches leave it out.
+pub(crate) const LEASE_KEY: &str = "\u{1}larder/kv-lease";
 
 /// The linearizable mode of one [`crate::Kv`]: its authority, chain ref and
 /// group-commit queue.
@@ -165,6 +189,22 @@ impl Linear {
         }
     }
 
+    /// Whether a read may be answered from the view without asking the
+    /// authority: this handle holds the read lease, live by its own clock
+    /// with the skew margin to spare, and the view is at the chain head
+    /// this handle's last swap made (so nothing it wrote is missing).
+    pub(crate) fn lease_read_ok(&self, core: &Core, inner: &Inner) -> bool {
+        let Some(held) = lock(&core.lease).clone() else {
+            return false;
+        };
+        let wall = lock(&core.clock).clock().now_millis();
+        let skew = core.options.max_skew.as_millis() as u64;
+        if wall.saturating_add(skew) >= held.expires_ms {
+            return false;
+        }
+        matches!(*lock(&self.known), Some(Some(k)) if inner.store.position == Some(k))
+    }
+
     /// Decides one group: evaluates every request in order against the
     /// state at the chain head, writes one commit with all their writes and
     /// swaps the chain ref to it, retrying on a lost race.
@@ -178,20 +218,27 @@ impl Linear {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            let leased = self.lease_read_ok(core, &inner);
             let known = lock(&self.known).take();
-            let old = match known {
+            let (old, fresh) = match known {
                 // The view is at the head our last swap made: no need to
                 // ask (a lost swap will tell if someone went since).
-                Some(Some(k)) if inner.store.position == Some(k) => Some(k),
-                _ => self.read_index(core, &mut inner)?.0,
+                Some(Some(k)) if inner.store.position == Some(k) => (Some(k), false),
+                _ => (self.read_index(core, &mut inner)?.0, true),
             };
             let base = inner.store.position;
             let (events, outcomes) = self.evaluate(core, &mut inner, requests)?;
             if events.is_empty() {
-                // Only compare-and-sets that did not match: they are reads,
-                // decided on the state at `old` — which `read_index` just
-                // learned was the chain's head.
-                return Ok(outcomes);
+                // Nothing to write (compare-and-sets that did not match,
+                // writes a lease refused): these are reads, decided on the
+                // state at `old`. That is the chain's head only if
+                // `read_index` just learned it, or our lease keeps others
+                // from moving it; otherwise ask and decide again.
+                if fresh || leased {
+                    *lock(&self.known) = if fresh { Some(old) } else { known };
+                    return Ok(outcomes);
+                }
+                continue;
             }
             let commit = inner.wal.write_append(&events, base)?;
             let swapped = lock(&self.authority).swap(inner.wal.repo(), &self.chain, old, commit)?;
@@ -226,7 +273,27 @@ impl Linear {
         let mut overlay: HashMap<String, Record> = HashMap::new();
         let mut events = Vec::new();
         let mut outcomes = Vec::with_capacity(requests.len());
+        let lease = match inner.read(|s| s.get(LEASE_KEY))? {
+            Some(r) => r
+                .value
+                .and_then(|v| ciborium::from_reader::<LeaseRecord, _>(&v[..]).ok()),
+            None => None,
+        };
+        let mut lease = lease;
         let mut clock = lock(&core.clock);
+        let wall = clock.clock().now_millis();
+        let skew = core.options.max_skew.as_millis() as u64;
+        // A lease another handle holds, live (with the skew margin) by
+        // this writer's clock: it refuses this write.
+        let foreign = |lease: &Option<LeaseRecord>, me: Option<&str>| -> Option<LeaseRecord> {
+            lease
+                .as_ref()
+                .filter(|l| {
+                    Some(l.holder.as_str()) != me && wall < l.expires_ms.saturating_add(skew)
+                })
+                .cloned()
+        };
+        let me = core.lease_holder.as_str();
         let frontier = inner.store.frontier.clone();
         let mut stamp = |kind: &'static str, payload: &Payload| -> Result<Envelope> {
             let e = Envelope::new(core.actor.clone(), clock.now()?, kind, payload.clone())?;
@@ -243,7 +310,42 @@ impl Linear {
             Ok(e)
         };
         for request in requests {
+            if !matches!(request, Request::Lease { .. })
+                && let Some(held) = foreign(&lease, Some(me))
+            {
+                outcomes.push(Outcome::LeaseHeld(held));
+                continue;
+            }
             match request {
+                Request::Lease { holder, ttl_ms } => {
+                    if let Some(held) = foreign(&lease, Some(holder)) {
+                        outcomes.push(Outcome::LeaseHeld(held));
+                        continue;
+                    }
+                    let token = match &lease {
+                        Some(l) if l.holder == *holder => l.token,
+                        Some(l) => l.token.saturating_add(1),
+                        None => 1,
+                    };
+                    let record = LeaseRecord {
+                        holder: holder.clone(),
+                        token,
+                        expires_ms: if *ttl_ms == 0 {
+                            0
+                        } else {
+                            wall.saturating_add(*ttl_ms)
+                        },
+                    };
+                    let payload = larder_crdt::KvProjection::set_payload(LEASE_KEY, &record)
+                        .map_err(|e| KvError::Encode {
+                            key: LEASE_KEY.escape_debug().to_string(),
+                            reason: e.to_string(),
+                        })?;
+                    let e = stamp(larder_crdt::KV_SET, &payload)?;
+                    events.push(e);
+                    lease = Some(record.clone());
+                    outcomes.push(Outcome::Lease(record));
+                }
                 Request::Write(ops) => {
                     let mut versions = Vec::with_capacity(ops.len());
                     for (kind, _, payload) in ops {

@@ -59,6 +59,20 @@ pub struct KvOptions {
     /// operation tolerates (re-checking its preconditions each time)
     /// before [`KvError::Contention`].
     pub max_attempts: u32,
+    /// Linearizable mode, read leases: the most two writers' wall clocks
+    /// may disagree (`Kv::acquire_lease`). Default 2 s.
+    pub max_skew: Duration,
+}
+
+/// A read lease this handle holds (see `Kv::acquire_lease`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadLease {
+    /// The holding handle's id (actor and a random part).
+    pub holder: String,
+    /// The fencing token: greater for every new holder.
+    pub token: u64,
+    /// When it expires by the holder's wall clock (ms since the epoch).
+    pub expires_ms: u64,
 }
 
 impl Default for KvOptions {
@@ -67,6 +81,7 @@ impl Default for KvOptions {
             consistency: Consistency::Eventual,
             poll_interval: Duration::from_millis(100),
             max_attempts: 1000,
+            max_skew: Duration::from_secs(2),
         }
     }
 }

@@ -376,3 +376,158 @@ fn packs_stay_few_on_the_authority_and_the_replica() {
     assert!(local <= 32, "{local} packs in the replica");
     git(authority.path(), &["fsck", "--full", "--strict"]);
 }
+
+/// A file authority that counts fetches (reads that asked the authority).
+#[derive(Debug)]
+struct Counting {
+    inner: larder_kv::FileAuthority,
+    fetches: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl larder_kv::Authority for Counting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn fetch(
+        &self,
+        local: &GitRepo,
+        chain: &str,
+    ) -> larder_kv::Result<Option<larder_git::ObjectId>> {
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.fetch(local, chain)
+    }
+    fn swap(
+        &self,
+        local: &GitRepo,
+        chain: &str,
+        old: Option<larder_git::ObjectId>,
+        new: larder_git::ObjectId,
+    ) -> larder_kv::Result<larder_kv::Swap> {
+        self.inner.swap(local, chain, old, new)
+    }
+}
+
+fn counted(
+    dir: &Path,
+    actor: &str,
+    authority: &Path,
+    clock: SharedClock,
+) -> (Kv, Arc<std::sync::atomic::AtomicUsize>) {
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let auth = Counting {
+        inner: larder_kv::FileAuthority::new(path(authority), GitRepo::open(authority).unwrap()),
+        fetches: fetches.clone(),
+    };
+    let wal = WalManager::new(GitRepo::open(dir).unwrap(), "kv").unwrap();
+    let kv = Kv::open_with_authority(
+        wal,
+        ActorId::new(actor).unwrap(),
+        clock,
+        KvOptions::default(),
+        Box::new(auth),
+    )
+    .unwrap();
+    (kv, fetches)
+}
+
+fn manual(clock: &larder_crdt::ManualClock) -> SharedClock {
+    let c: Arc<dyn Clock> = Arc::new(clock.clone());
+    Arc::new(Mutex::new(Hlc::new(c)))
+}
+
+#[test]
+fn a_read_lease_serves_reads_locally_and_refuses_other_writers() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let authority = bare_repo();
+    let (a_dir, b_dir) = (work_repo(), work_repo());
+    let (a, a_fetches) = counted(a_dir.path(), "alice", authority.path(), clock());
+    let (b, _) = counted(b_dir.path(), "bob", authority.path(), clock());
+    b.set("x", &1).unwrap();
+    let lease = a.acquire_lease(std::time::Duration::from_secs(60)).unwrap();
+    assert_eq!(lease.token, 1);
+    let before = a_fetches.load(SeqCst);
+    for _ in 0..10 {
+        assert_eq!(a.get::<i32>("x").unwrap().unwrap().value, 1);
+    }
+    assert_eq!(
+        a.scan::<i32>("").unwrap().len(),
+        1,
+        "the lease key is hidden"
+    );
+    assert_eq!(a_fetches.load(SeqCst), before, "lease reads ask no one");
+    // Another handle cannot write while the lease is live — nor take it.
+    assert!(matches!(b.set("x", &2), Err(KvError::LeaseHeld { .. })));
+    assert!(matches!(
+        b.acquire_lease(std::time::Duration::from_secs(1)),
+        Err(KvError::LeaseHeld { .. })
+    ));
+    assert!(matches!(
+        b.compare_and_set("x", Expect::Value(1), &3),
+        Err(KvError::LeaseHeld { .. })
+    ));
+    // The holder writes, and others read it through the authority.
+    a.set("x", &4).unwrap();
+    assert_eq!(b.get::<i32>("x").unwrap().unwrap().value, 4);
+    assert_eq!(a_fetches.load(SeqCst), before);
+    a.release_lease().unwrap();
+    b.set("x", &5).unwrap();
+    assert_eq!(a.get::<i32>("x").unwrap().unwrap().value, 5);
+    assert!(
+        a_fetches.load(SeqCst) > before,
+        "after release reads ask again"
+    );
+    // A new holder gets a greater fencing token.
+    assert_eq!(
+        b.acquire_lease(std::time::Duration::from_secs(60))
+            .unwrap()
+            .token,
+        2
+    );
+}
+
+#[test]
+fn a_read_lease_expires_with_the_skew_margin_on_both_sides() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let authority = bare_repo();
+    let (a_dir, b_dir) = (work_repo(), work_repo());
+    let wall = larder_crdt::ManualClock::new(1_800_000_000_000);
+    let (a, a_fetches) = counted(a_dir.path(), "alice", authority.path(), manual(&wall));
+    let (b, _) = counted(b_dir.path(), "bob", authority.path(), manual(&wall));
+    a.set("x", &1).unwrap();
+    let lease = a.acquire_lease(std::time::Duration::from_secs(10)).unwrap();
+    let t0 = 1_800_000_000_000;
+    assert_eq!(lease.expires_ms, t0 + 10_000);
+    // Before expiry minus the margin: local reads.
+    wall.set(t0 + 7_000);
+    let n = a_fetches.load(SeqCst);
+    a.get::<i32>("x").unwrap();
+    assert_eq!(a_fetches.load(SeqCst), n);
+    // Within the margin before expiry: the holder asks again.
+    wall.set(t0 + 8_500);
+    a.get::<i32>("x").unwrap();
+    assert_eq!(a_fetches.load(SeqCst), n + 1);
+    // Expired, but within the margin after: others still wait.
+    wall.set(t0 + 11_000);
+    assert!(matches!(b.set("x", &2), Err(KvError::LeaseHeld { .. })));
+    // Past the margin: others write.
+    wall.set(t0 + 12_001);
+    b.set("x", &3).unwrap();
+    assert_eq!(a.get::<i32>("x").unwrap().unwrap().value, 3);
+}
+
+#[test]
+fn a_compare_and_set_after_own_write_sees_writes_made_since_elsewhere() {
+    // A writer remembers the head of its own last swap to skip a fetch;
+    // a compare-and-set that would not match there must not be decided on
+    // that (possibly old) state.
+    let authority = bare_repo();
+    let (a_dir, b_dir) = (work_repo(), work_repo());
+    let a = linear(a_dir.path(), "alice", &path(authority.path())).unwrap();
+    let b = linear(b_dir.path(), "bob", &path(authority.path())).unwrap();
+    a.set("x", &1).unwrap();
+    b.set("x", &2).unwrap();
+    let cas = a.compare_and_set("x", Expect::Value(2), &3).unwrap();
+    assert!(cas.swapped, "{cas:?}");
+    assert_eq!(b.get::<i32>("x").unwrap().unwrap().value, 3);
+}
