@@ -101,23 +101,94 @@ pub fn commits_between(
     Ok(WalCommits::new(repo.clone(), painted.new))
 }
 
+/// Below this many commits a stream reads on the caller's thread alone:
+/// starting a helper thread (tens of µs) would cost more than it saves.
+const PREFETCH_MIN_COMMITS: usize = 64;
+
+/// Commits are split between the two threads in blocks of this many
+/// consecutive commits (a hand-over per commit would cost a thread wake-up
+/// each), and the helper reads at most this many commits ahead: a bound on
+/// the chunks in memory at once, however long the log.
+const PREFETCH_BLOCK: usize = 16;
+
 /// A stream of verified WAL commits; see [`WalManager::commits_since`].
+///
+/// Long streams read on two threads: in blocks of 16 consecutive commits,
+/// the caller's thread reads and verifies the even blocks, a helper thread
+/// (with its own handle on the repository) the odd ones, handing each
+/// commit over in order through a channel at most one block deep. So a
+/// read uses two cores, yields exactly the same sequence, and holds at
+/// most ~17 commits' chunks in memory. Dropping the stream stops the
+/// helper.
 pub struct WalCommits {
     repo: GitRepo,
-    order: std::vec::IntoIter<Node>,
+    order: Vec<Node>,
+    /// Position of the next commit to yield.
+    next: usize,
+    /// Commits at odd positions, read by the helper, in order.
+    helper: Option<Helper>,
+}
+
+struct Helper {
+    received: std::sync::mpsc::Receiver<Result<WalCommit>>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl WalCommits {
     fn new(repo: GitRepo, order: Vec<Node>) -> Self {
+        let helper = (order.len() >= PREFETCH_MIN_COMMITS
+            && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+        .then(|| {
+            let odd: Vec<Node> = order
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| helper_reads(*i))
+                .map(|(_, node)| node.clone())
+                .collect();
+            let repo = repo.clone();
+            let (send, received) = std::sync::mpsc::sync_channel(PREFETCH_BLOCK);
+            std::thread::Builder::new()
+                .name("larder-wal-read".into())
+                .spawn(move || {
+                    for node in odd {
+                        let commit = load_commit(&repo, node.id, node.tree, &node.parents);
+                        if send.send(commit).is_err() {
+                            // The stream was dropped.
+                            return;
+                        }
+                    }
+                })
+                .ok()
+                .map(|thread| Helper { received, thread })
+        })
+        .flatten();
         Self {
             repo,
-            order: order.into_iter(),
+            order,
+            next: 0,
+            helper,
         }
     }
 
     /// How many commits remain.
     pub fn remaining(&self) -> usize {
-        self.order.len()
+        self.order.len() - self.next
+    }
+}
+
+/// Whether the helper thread reads the commit at `position`.
+fn helper_reads(position: usize) -> bool {
+    (position / PREFETCH_BLOCK) % 2 == 1
+}
+
+impl Drop for WalCommits {
+    fn drop(&mut self) {
+        if let Some(Helper { received, thread }) = self.helper.take() {
+            // A blocked send fails once the receiver is gone, so the helper
+            // stops after at most the commit it is reading.
+            drop(received);
+            let _ = thread.join();
+        }
     }
 }
 
@@ -125,12 +196,24 @@ impl Iterator for WalCommits {
     type Item = Result<WalCommit>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let node = self.order.next()?;
+        let position = self.next;
+        let node = self.order.get(position)?;
+        self.next += 1;
+        if helper_reads(position)
+            && let Some(helper) = &self.helper
+        {
+            match helper.received.recv() {
+                Ok(commit) => return Some(commit),
+                // The helper is gone (it cannot fail otherwise): read the
+                // rest here.
+                Err(_) => self.helper = None,
+            }
+        }
         Some(load_commit(&self.repo, node.id, node.tree, &node.parents))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.order.size_hint()
+        (self.remaining(), Some(self.remaining()))
     }
 }
 

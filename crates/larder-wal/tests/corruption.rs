@@ -318,3 +318,43 @@ fn verify_reports_a_missing_commit_and_keeps_going() {
     );
     assert!(wal.read_all().is_err());
 }
+
+/// Long logs are read on two threads (blocks of 16 commits alternate
+/// between the caller and a helper): a bad commit in either thread's block
+/// is reported the same way, after every event before it, and a stream
+/// dropped halfway stops cleanly.
+#[test]
+fn a_bad_commit_read_ahead_by_the_helper_thread_is_reported_in_order() {
+    for bad in [5usize, 20, 37] {
+        let (_dir, wal) = setup(100);
+        let ids = rewrite(&wal, |i, repo, root| {
+            if i == bad {
+                tamper_chunk(repo, root, |b| {
+                    let last = b.len() - 1;
+                    b[last] ^= 0x01;
+                });
+            }
+        });
+        match wal.read_all() {
+            Err(WalError::Chunk { commit, .. }) => assert_eq!(commit, ids[bad]),
+            other => panic!("expected a chunk error, got {other:?}"),
+        }
+        let stream: Vec<_> = wal.events_since(None).unwrap().collect();
+        assert_eq!(stream.len(), bad * 2 + 1, "bad commit {bad}");
+        assert!(stream[..bad * 2].iter().all(Result::is_ok));
+        assert!(stream[bad * 2].is_err());
+        // The commits stream goes on past the bad one, in order.
+        let commits: Vec<_> = wal.commits_since(None).unwrap().collect();
+        assert_eq!(commits.len(), 100);
+        for (i, c) in commits.iter().enumerate() {
+            assert_eq!(c.is_err(), i == bad);
+            if let Ok(c) = c {
+                assert_eq!(c.id, ids[i]);
+            }
+        }
+        let mut half = wal.commits_since(None).unwrap();
+        assert_eq!(half.remaining(), 100);
+        half.next();
+        drop(half);
+    }
+}
