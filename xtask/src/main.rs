@@ -143,11 +143,16 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("codec/encode/10000", "MB/s", ">= 200 MB/s"),
     ("codec/decode/10000", "MB/s", ">= 200 MB/s"),
     ("codec/decode_verified/10000", "MB/s", "—"),
-    ("wal_append/single_event", "/s", ">= 1,500 /s"),
+    ("wal_append/single_event", "/s", ">= 2,500 /s"),
     (
         "wal_append/single_event_unconsolidated",
         "/s",
         "(consolidation off)",
+    ),
+    (
+        "wal_append/eight_threads_single_event",
+        "events/s",
+        ">= 10k events/s",
     ),
     ("wal_append/gix_baseline_single", "/s", "baseline"),
     ("wal_append/single_event_fsync", "/s", "—"),
@@ -169,7 +174,12 @@ const BENCHES: &[(&str, &str, &str)] = &[
     (
         "wal_read/read_all_10k_single_event_commits_compacted",
         "events/s",
-        ">= 50k events/s",
+        ">= 150k events/s",
+    ),
+    (
+        "wal_read/read_all_10k_single_event_commits_as_appended",
+        "events/s",
+        "(tiered packs)",
     ),
     (
         "wal_read/read_since_last_10_of_10k_uncompacted",

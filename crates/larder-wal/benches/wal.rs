@@ -171,6 +171,38 @@ fn appends(c: &mut Criterion) {
         })
     });
 
+    // Group commit: 8 threads appending single events through clones of
+    // one handle; each iteration is 8 × 25 appends (thread start included,
+    // ~1% of it).
+    const THREADS: u64 = 8;
+    const PER_THREAD: u64 = 25;
+    let dir = tmp();
+    let w = wal(dir.path(), Durability::Buffered);
+    let mut n = 0u64;
+    group.throughput(Throughput::Elements(THREADS * PER_THREAD));
+    group.bench_function("eight_threads_single_event", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            for _ in 0..iters {
+                std::thread::scope(|s| {
+                    for t in 0..THREADS {
+                        let w = w.clone();
+                        let actor = ActorId::new(format!("bench-{t}")).unwrap();
+                        let base = n;
+                        s.spawn(move || {
+                            for i in 0..PER_THREAD {
+                                w.append(&[event(&actor, base + i)]).unwrap();
+                            }
+                        });
+                    }
+                });
+                n += PER_THREAD;
+            }
+            start.elapsed()
+        })
+    });
+    group.throughput(Throughput::Elements(1));
+
     let dir = tmp();
     let repo = gix::init_bare(dir.path()).unwrap();
     let mut head = None;
@@ -236,6 +268,10 @@ fn reads(c: &mut Criterion) {
     }
     let objects = single_dir.path().join("objects");
     let (appended_bytes, appended_files) = disk(&objects);
+    group.throughput(Throughput::Elements(10_000));
+    group.bench_function("read_all_10k_single_event_commits_as_appended", |b| {
+        b.iter(|| assert_eq!(single.read_all().unwrap().len(), 10_000))
+    });
     group.throughput(Throughput::Elements(10));
     group.bench_function("read_since_last_10_of_10k_uncompacted", |b| {
         b.iter(|| assert_eq!(single.read_since(commits[9_989]).unwrap().len(), 10))
