@@ -78,6 +78,10 @@ The global --actor filters events by actor here: reading writes nothing."
         /// before DATE.
         #[arg(long, value_name = "REV|DATE")]
         until: Option<String>,
+        /// The log as of REV or DATE: like --until, but a point before the
+        /// log began (or a commit not in it) is an error.
+        #[arg(long, value_name = "REV|DATE", conflicts_with = "until")]
+        at: Option<String>,
         /// Only events of this kind.
         #[arg(long)]
         kind: Option<String>,

@@ -207,6 +207,25 @@ fn log_reads_like_git_log() {
         ))
         .is_empty()
     );
+    // --at: the log as of a point; before it began is an error naming it.
+    assert_eq!(
+        kinds(&larder(
+            d,
+            &[
+                "--json",
+                "log",
+                "issues",
+                "--at",
+                "refs/larder/issues/wal~2"
+            ]
+        )),
+        ["k2", "k1"]
+    );
+    let o = larder(d, &["log", "issues", "--at", "2000-01-01T00:00:00Z"]);
+    assert_ne!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("before log"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     let t3 = lines[1]["time"].as_str().unwrap();
     assert_eq!(
         kinds(&larder(d, &["--json", "log", "issues", "--since", t3])),

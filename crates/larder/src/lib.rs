@@ -21,13 +21,16 @@
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
+mod at;
 mod identity;
 mod log;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+pub use at::LogAt;
 pub use identity::{ACTOR_CONFIG, ACTOR_ENV, ActorSource};
+pub use larder_kv::At;
 pub use log::{Committed, Log, ViewedLog};
 
 pub use larder_codec as codec;
@@ -82,6 +85,24 @@ pub enum LarderError {
         log: String,
         /// The logs that exist, comma-separated.
         known: String,
+    },
+    /// A commit given as a point in a log's past is not in its history.
+    #[error("{at} is not a commit of log {log}")]
+    NotInLog {
+        /// The commit asked for.
+        at: String,
+        /// The log's ref.
+        log: String,
+    },
+    /// A time given as a point in a log's past is before its first event.
+    #[error("{at} is before log {log} began{}", first.as_ref().map(|f| format!(" (its first event is at {f})")).unwrap_or_default())]
+    BeforeLog {
+        /// The time asked for.
+        at: String,
+        /// The log's ref.
+        log: String,
+        /// The log's earliest event time, when it has events.
+        first: Option<String>,
     },
     /// Reading or writing the actor identity file.
     #[error("actor identity {path}: {reason}")]

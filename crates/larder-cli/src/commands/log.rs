@@ -1,6 +1,8 @@
 //! `larder log [LOG | --log LOG] [-n N] [--reverse] [--since REV|DATE]
-//! [--until REV|DATE] [--kind K]`: events in the total order, newest first,
-//! each with the WAL commit that holds it and its time (RFC 3339).
+//! [--until REV|DATE | --at REV|DATE] [--kind K]`: events in the total
+//! order, newest first, each with the WAL commit that holds it and its
+//! time (RFC 3339). `--at` is the log as of a point (`Log::at`): a time
+//! before its first event is an error, not an empty listing.
 
 use std::process::{Command, ExitCode};
 
@@ -20,6 +22,8 @@ pub struct LogArgs<'a> {
     pub since: Option<&'a str>,
     /// `--until`.
     pub until: Option<&'a str>,
+    /// `--at`: `--until` that refuses a point before the log began.
+    pub at: Option<&'a str>,
     /// `--kind`.
     pub kind: Option<&'a str>,
     /// `-n` / `--limit`.
@@ -44,10 +48,23 @@ pub fn run(ctx: &Ctx, args: &LogArgs<'_>) -> CmdResult {
         .since
         .map(|s| parse_bound(&larder, &log, s, "--since"))
         .transpose()?;
-    let until = args
-        .until
-        .map(|s| parse_bound(&larder, &log, s, "--until"))
-        .transpose()?;
+    let until = match (args.until, args.at) {
+        (Some(u), _) => Some(parse_bound(&larder, &log, u, "--until")?),
+        (None, Some(a)) => {
+            let bound = parse_bound(&larder, &log, a, "--at")?;
+            let point = match bound {
+                Bound::Commit(c) => larder::At::Commit(c),
+                Bound::Time(ms) => larder::At::Time(larder::codec::Timestamp::new(
+                    u64::try_from(ms.max(0)).unwrap_or(u64::MAX),
+                    u32::MAX,
+                )),
+            };
+            // A point before the log's first event is an error naming it.
+            log.at(point)?;
+            Some(bound)
+        }
+        (None, None) => None,
+    };
     let since_commit = match since {
         Some(Bound::Commit(c)) => Some(c),
         _ => None,
