@@ -53,6 +53,17 @@ pub enum Command {
         #[arg(long)]
         stdin: bool,
     },
+    /// Import a history: one JSON object per line with time (RFC 3339 or
+    /// ms), author, kind, data and an optional stable key; events keep
+    /// their time and author, and a re-run adds nothing.
+    Import {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// The JSON-lines file (`-` or none: standard input).
+        #[arg(value_name = "FILE")]
+        file: Option<String>,
+    },
     /// Print a log's events, newest first (like `git log`).
     #[command(
         after_help = "REV is a commit id (abbreviated or full) or a revspec such as \

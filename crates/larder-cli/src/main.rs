@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             data,
             stdin,
         } => commands::append::run(&ctx, log, kind, data.as_deref(), *stdin),
+        Command::Import { log, file } => commands::import::run(&ctx, log, file.as_deref()),
         Command::Log {
             name,
             log,

@@ -875,3 +875,64 @@ fn a_reader_that_stops_early_is_no_panic() {
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn import_keeps_times_and_authors_and_a_rerun_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&larder(d, &["init"]));
+    let file = d.join("history.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"time": "2021-03-04T05:06:07Z", "author": "ada", "kind": "opened", "data": {"title": "bug"}, "key": "GH-1"}"#,
+            "\n\n",
+            r#"{"time": 1614834368000, "author": "grace", "kind": "comment", "data": "me too"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let out = ok(&larder(d, &["--json", "import", "--log", "issues", f]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["imported"].as_u64(), v["skipped"].as_u64()),
+        (Some(2), Some(0))
+    );
+    let out = ok(&larder(d, &["import", "--log", "issues", f]));
+    assert!(
+        out.contains("imported 0 event(s)") && out.contains("2 already there"),
+        "{out}"
+    );
+    let lines = json_lines(&larder(d, &["--json", "log", "issues", "--reverse"]));
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["time"], "2021-03-04T05:06:07.000Z");
+    assert_eq!(lines[0]["actor"], "ada");
+    assert_eq!(lines[1]["actor"], "grace");
+    // A bad line: exit 2 naming file and line, nothing written.
+    let head = git(d, &["rev-parse", "refs/larder/issues/wal"]);
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"time": 1614834369000, "author": "ada", "kind": "c", "data": 1}"#,
+            "\n",
+            r#"{"time": "yesterday", "author": "ada", "kind": "c", "data": 2}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    refused(
+        &larder(d, &["import", "--log", "issues", f]),
+        "history.jsonl:2: time",
+    );
+    std::fs::write(
+        &file,
+        r#"{"time": 1614834369000, "author": "Ada L.", "kind": "c", "data": 1}"#,
+    )
+    .unwrap();
+    refused(
+        &larder(d, &["import", "--log", "issues", f]),
+        "history.jsonl:1:",
+    );
+    assert_eq!(git(d, &["rev-parse", "refs/larder/issues/wal"]), head);
+}

@@ -23,6 +23,7 @@ pub struct ReadmeDoctests;
 
 mod at;
 mod identity;
+mod import;
 mod log;
 
 use std::path::Path;
@@ -30,6 +31,7 @@ use std::sync::{Arc, Mutex};
 
 pub use at::LogAt;
 pub use identity::{ACTOR_CONFIG, ACTOR_ENV, ActorSource};
+pub use import::{ImportReport, Imported};
 pub use larder_kv::At;
 pub use log::{Committed, Log, ViewedLog};
 
@@ -103,6 +105,15 @@ pub enum LarderError {
         log: String,
         /// The log's earliest event time, when it has events.
         first: Option<String>,
+    },
+    /// An event of a history being imported is not valid; nothing was
+    /// written.
+    #[error("import: event {index}: {reason}")]
+    Import {
+        /// Its position in the input (0-based).
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
     },
     /// Reading or writing the actor identity file.
     #[error("actor identity {path}: {reason}")]

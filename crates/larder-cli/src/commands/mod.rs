@@ -12,6 +12,7 @@ use crate::output::{CliError, Output};
 pub mod append;
 pub mod compact;
 pub mod demo;
+pub mod import;
 pub mod init;
 pub mod kv;
 pub mod lock;
