@@ -253,6 +253,8 @@ const BENCHES: &[(&str, &str, &str)] = &[
         "time",
         "<= 2 s",
     ),
+    ("kv/set_single_linearizable", "/s", ">= 300 /s"),
+    ("kv/set_8_writers_linearizable", "/s", ">= 2,000 /s"),
 ];
 
 const BENCH_CRATES: &[&str] = &[
