@@ -94,6 +94,8 @@ fn child_writer() {
     let mut out = std::io::stdout().lock();
     for i in first..first + count {
         journal(&mut file, &format!("begin {i}"));
+        writeln!(out, "begin {i}").unwrap();
+        out.flush().unwrap();
         match kv.set(&format!("k{}", i % KEYS), &i) {
             Ok(_) => {
                 journal(&mut file, &format!("ack {i}"));
@@ -157,14 +159,22 @@ fn sigkill_mid_write() {
             let status = child.wait().unwrap();
             assert!(status.success(), "the last writer failed: {status}");
         } else {
-            // Kill once this many writes were acknowledged: the writer is
-            // then somewhere inside a later one.
-            let kill_after = 1 + rng.below(12);
-            for _ in 0..kill_after {
-                acks.next()
+            // Kill inside the write that begins after this many others:
+            // once it has begun, at a random point of the next ~15 ms (a
+            // write takes a few ms; the kill lands before, during or after
+            // its swap).
+            let kill_at = 1 + rng.below(12);
+            let mut begun = 0;
+            while begun < kill_at {
+                let line = acks
+                    .next()
                     .unwrap_or_else(|| panic!("round {round}: the writer exited early"))
                     .unwrap();
+                if line.starts_with("begin ") {
+                    begun += 1;
+                }
             }
+            std::thread::sleep(std::time::Duration::from_micros(rng.below(15_000)));
             child.kill().unwrap();
             child.wait().unwrap();
             // No writer runs now: locks left behind are stale.
