@@ -204,6 +204,14 @@ pub fn parse_push(url: &str, reference: &str, stdout: &str, stderr: &str) -> Res
             {
                 Ok(PushOutcome::Lost(summary))
             }
+            // receive-pack's ref transaction failed: a concurrent push
+            // took the ref between its check and its update. The remote
+            // says the ref was not updated — a lost race, not an unknown.
+            "!" if summary.contains("remote rejected")
+                && summary.contains("failed to update ref") =>
+            {
+                Ok(PushOutcome::Lost(summary))
+            }
             _ => Err(GitError::Remote {
                 url: url.into(),
                 reason: format!("push of {reference} refused: {summary}"),

@@ -159,6 +159,7 @@ fn push_porcelain_output_becomes_typed_outcomes() {
         "[rejected] (fetch first)",
         "[rejected] (stale info)",
         "[rejected] (non-fast-forward)",
+        "[remote rejected] (failed to update ref)",
     ] {
         let out = format!("To /remote\n!\t0123:{r}\t{reason}\nDone\n");
         assert!(
