@@ -64,6 +64,33 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: Option<String>,
     },
+    /// Stream a log's events as they land, one line each, until
+    /// interrupted (JSON lines with --json, each with a resume position).
+    Watch {
+        /// The log's name.
+        #[arg(
+            value_name = "LOG",
+            required_unless_present = "log",
+            conflicts_with = "log"
+        )]
+        name: Option<String>,
+        /// The log's name (same as the positional LOG).
+        #[arg(long, value_name = "LOG")]
+        log: Option<String>,
+        /// Resume from a position an earlier watch printed (`start`: the
+        /// log's beginning); without it, only new events.
+        #[arg(long, value_name = "POSITION")]
+        from: Option<String>,
+        /// Pull from REMOTE every --every, so other replicas' events arrive.
+        #[arg(long, value_name = "REMOTE")]
+        remote: Option<String>,
+        /// How often to pull with --remote.
+        #[arg(long, default_value = "10s", value_parser = parse_duration, requires = "remote")]
+        every: u64,
+        /// Stop after N events.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
     /// Print a log's events, newest first (like `git log`).
     #[command(
         after_help = "REV is a commit id (abbreviated or full) or a revspec such as \

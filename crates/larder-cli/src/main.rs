@@ -32,6 +32,23 @@ fn main() -> ExitCode {
             data,
             stdin,
         } => commands::append::run(&ctx, log, kind, data.as_deref(), *stdin),
+        Command::Watch {
+            name,
+            log,
+            from,
+            remote,
+            every,
+            count,
+        } => commands::watch::run(
+            &ctx,
+            &commands::watch::WatchArgs {
+                log: name.as_deref().or(log.as_deref()).unwrap_or_default(),
+                from: from.as_deref(),
+                remote: remote.as_deref(),
+                every_ms: *every,
+                count: *count,
+            },
+        ),
         Command::Import { log, file } => commands::import::run(&ctx, log, file.as_deref()),
         Command::Log {
             name,

@@ -936,3 +936,77 @@ fn import_keeps_times_and_authors_and_a_rerun_adds_nothing() {
     );
     assert_eq!(git(d, &["rev-parse", "refs/larder/issues/wal"]), head);
 }
+
+#[test]
+fn watch_streams_events_as_they_land_with_resume_positions() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = tmp.path().join("remote.git");
+    git(
+        tmp.path(),
+        &["init", "--quiet", "--bare", remote.to_str().unwrap()],
+    );
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for d in [&a, &b] {
+        std::fs::create_dir(d).unwrap();
+        ok(&larder(d, &["init"]));
+    }
+    let r = remote.to_str().unwrap();
+    ok(&larder(
+        &a,
+        &["--actor", "alice", "append", "--log", "feed", "--data", "0"],
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-C")
+        .arg(&a)
+        .args(["--json", "watch", "feed", "--from", "start", "--count", "3"])
+        .args(["--remote", r, "--every", "100ms"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next =
+        || -> serde_json::Value { serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap() };
+    assert_eq!(next()["data"], 0, "catch-up from the start");
+    ok(&larder(
+        &a,
+        &["--actor", "alice", "append", "--log", "feed", "--data", "1"],
+    ));
+    let live = next();
+    assert_eq!(live["data"], 1);
+    // bob's event reaches alice's watch through the remote it pulls.
+    ok(&larder(
+        &b,
+        &["--actor", "bob", "append", "--log", "feed", "--data", "2"],
+    ));
+    ok(&larder(
+        &b,
+        &["--actor", "bob", "push", "--log", "feed", "--remote", r],
+    ));
+    let synced = next();
+    assert_eq!(
+        (synced["data"].as_i64(), synced["actor"].as_str()),
+        (Some(2), Some("bob"))
+    );
+    assert!(child.wait().unwrap().success());
+    // Resuming from a printed position, and bad positions.
+    let position = live["position"].as_str().unwrap().to_owned();
+    let out = ok(&larder(
+        &a,
+        &[
+            "--json", "watch", "feed", "--from", &position, "--count", "1",
+        ],
+    ));
+    assert!(out.contains("\"bob\""), "{out}");
+    refused(&larder(&a, &["watch", "feed", "--from", "nope"]), "--from");
+    let foreign = ok(&larder(
+        &a,
+        &[
+            "--actor", "alice", "append", "--log", "other", "--data", "9",
+        ],
+    ));
+    let foreign = foreign.split_whitespace().last().unwrap().to_owned();
+    let o = larder(&a, &["watch", "feed", "--from", &foreign]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("not in the history"), "{}", stderr(&o));
+}

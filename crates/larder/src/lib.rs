@@ -25,6 +25,7 @@ mod at;
 mod identity;
 mod import;
 mod log;
+mod watch;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,7 @@ pub use identity::{ACTOR_CONFIG, ACTOR_ENV, ActorSource};
 pub use import::{ImportReport, Imported};
 pub use larder_kv::At;
 pub use log::{Committed, Log, ViewedLog};
+pub use watch::{DEFAULT_POLL, LogWatch, Watched};
 
 pub use larder_codec as codec;
 pub use larder_crdt as crdt;
@@ -114,6 +116,18 @@ pub enum LarderError {
         index: usize,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A watch position (saved from an earlier watch) is no longer in the
+    /// log's history: the log was rewritten, or the position is from
+    /// another log.
+    #[error(
+        "watch position {position} is not in the history of log {log}; start again from the beginning or from the current head"
+    )]
+    WatchPositionGone {
+        /// The position given.
+        position: String,
+        /// The log's ref.
+        log: String,
     },
     /// Reading or writing the actor identity file.
     #[error("actor identity {path}: {reason}")]

@@ -23,6 +23,7 @@ pub mod stats;
 pub mod status;
 pub mod sync;
 pub mod verify;
+pub mod watch;
 pub mod whoami;
 
 /// A command's result: its exit code, or the error `main` renders.
