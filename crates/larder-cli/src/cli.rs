@@ -91,6 +91,19 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },
+    /// Merge log FROM into log INTO in this repository (branch-aware logs:
+    /// `issues@feature` into `issues@main`).
+    MergeLog {
+        /// The log merged from (full name).
+        from: String,
+        /// The log merged into (full name).
+        into: String,
+    },
+    /// Git hooks that keep branch-aware logs with their branches.
+    Hooks {
+        #[command(subcommand)]
+        action: HooksAction,
+    },
     /// Print a log's events, newest first (like `git log`).
     #[command(
         after_help = "REV is a commit id (abbreviated or full) or a revspec such as \
@@ -282,6 +295,21 @@ pub enum KvAction {
         /// Stop after N changes.
         #[arg(long, value_name = "N")]
         count: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HooksAction {
+    /// Write post-checkout and post-merge hooks that fork a new branch's
+    /// logs and merge a merged branch's logs (`git config larder.branchLogs true`).
+    Install,
+    /// What the installed hooks call (git passes ARGS).
+    Run {
+        /// post-checkout or post-merge.
+        hook: String,
+        /// The hook's arguments as git passed them.
+        #[arg(allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 

@@ -9,7 +9,7 @@ mod cli;
 mod commands;
 mod output;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, HooksAction};
 use commands::Ctx;
 use commands::sync::Direction;
 use output::{CliError, Output};
@@ -49,6 +49,11 @@ fn main() -> ExitCode {
                 count: *count,
             },
         ),
+        Command::MergeLog { from, into } => commands::merge_log::run(&ctx, from, into),
+        Command::Hooks { action } => match action {
+            HooksAction::Install => commands::hooks::install(&ctx),
+            HooksAction::Run { hook, args } => commands::hooks::run(&ctx, hook, args),
+        },
         Command::Import { log, file } => commands::import::run(&ctx, log, file.as_deref()),
         Command::Log {
             name,

@@ -22,6 +22,7 @@
 pub struct ReadmeDoctests;
 
 mod at;
+mod branch;
 mod identity;
 mod import;
 mod log;
@@ -31,6 +32,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub use at::LogAt;
+pub use branch::{BRANCH_LOGS_CONFIG, branch_suffix};
 pub use identity::{ACTOR_CONFIG, ACTOR_ENV, ActorSource};
 pub use import::{ImportReport, Imported};
 pub use larder_kv::At;
@@ -319,9 +321,11 @@ impl Larder {
         Ok(log)
     }
 
-    /// The log named `name` (`refs/larder/<name>/wal`).
+    /// The log named `name` (`refs/larder/<name>/wal`) — with branch-aware
+    /// logs on, the current branch's (`<name>@<branch>`, see
+    /// [`Larder::resolve_log_name`]).
     pub fn log(&self, name: &str) -> Result<Log> {
-        let wal = wal::WalManager::new(self.repo.clone(), name)?;
+        let wal = wal::WalManager::new(self.repo.clone(), &self.resolve_log_name(name))?;
         Ok(Log {
             wal,
             identity: self.identity.clone(),
