@@ -204,11 +204,14 @@ pub fn parse_push(url: &str, reference: &str, stdout: &str, stderr: &str) -> Res
             {
                 Ok(PushOutcome::Lost(summary))
             }
-            // receive-pack's ref transaction failed: a concurrent push
-            // took the ref between its check and its update. The remote
-            // says the ref was not updated — a lost race, not an unknown.
+            // receive-pack's ref transaction failed and the remote gave no
+            // other reason (over git daemon its stderr is not relayed): a
+            // concurrent push took the ref between its check and its
+            // update. The remote says the ref was not updated — a lost
+            // race, not an unknown outcome.
             "!" if summary.contains("remote rejected")
-                && summary.contains("failed to update ref") =>
+                && summary.contains("failed to update ref")
+                && !stderr.contains("cannot lock ref") =>
             {
                 Ok(PushOutcome::Lost(summary))
             }
