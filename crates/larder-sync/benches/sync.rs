@@ -1,5 +1,7 @@
 //! Sync throughput over a bare remote on the local file system: pulling and
-//! pushing 10k events in 100-event chunks, and one sync round of 16 actors.
+//! pushing 10k events in 100-event chunks, one sync round of 16 actors, and
+//! how a pull with nothing new grows with the heads on the remote (10, 100,
+//! 1,000 actors).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -125,5 +127,55 @@ fn transfer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, transfer);
+/// A bare remote where `n` actors each published a head (one one-event
+/// commit each), and a replica that has already pulled all of them.
+fn many_heads(n: usize) -> (tempfile::TempDir, tempfile::TempDir, SyncManager) {
+    let remote = tmp();
+    let remote_repo = GitRepo::init_bare(remote.path()).unwrap();
+    let scratch = tmp();
+    let scratch_wal = WalManager::new(GitRepo::init(scratch.path()).unwrap(), "bench").unwrap();
+    let mut heads = Vec::with_capacity(n);
+    for i in 0..n {
+        let actor = format!("actor-{i:04}");
+        let commit = scratch_wal
+            .write_append(&batch(&actor, i as u64, 1), None)
+            .unwrap();
+        heads.push((actor, commit));
+    }
+    let tips: Vec<_> = heads.iter().map(|(_, c)| *c).collect();
+    remote_repo
+        .copy_reachable_from(scratch_wal.repo(), &tips)
+        .unwrap();
+    for (actor, commit) in &heads {
+        remote_repo
+            .update_ref(
+                &format!("refs/larder/bench/heads/{actor}"),
+                larder_git::Expected::MustNotExist,
+                *commit,
+                "bench",
+            )
+            .unwrap();
+    }
+    let dir = tmp();
+    let reader = replica(dir.path(), "reader", remote.path());
+    assert_eq!(reader.pull().unwrap().events_received, n as u64);
+    (remote, dir, reader)
+}
+
+/// How a pull that finds nothing new grows with the number of heads.
+fn scale(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sync");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    for n in [10usize, 100, 1_000] {
+        let (_remote, _dir, reader) = many_heads(n);
+        group.bench_function(format!("pull_nothing_new_{n}_heads"), |b| {
+            b.iter(|| assert_eq!(reader.pull().unwrap().events_received, 0))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, transfer, scale);
 criterion_main!(benches);

@@ -86,11 +86,24 @@ impl WalManager {
         progress: &dyn Fn(u64),
     ) -> Result<Vec<HeadVerdict>> {
         let base = self.head()?;
+        // One walk of every head against the log finds the heads that bring
+        // nothing new (a hub's replicas, pulled again): they are answered
+        // at once. Walking each of them on its own re-read the top of the
+        // log once per head — O(heads²) for a remote of many actors. If the
+        // combined walk fails (a head is unreadable), every head is walked
+        // on its own, so the bad one is quarantined alone.
+        let new: Option<std::collections::HashSet<ObjectId>> = paint_many(self.repo(), heads, base)
+            .ok()
+            .map(|p| p.new.iter().map(|n| n.id).collect());
         // Commits verified good by earlier heads, with their generations:
         // together with the local history they are closed under ancestry.
         let mut good: HashMap<ObjectId, u64> = HashMap::new();
         let mut verdicts = Vec::with_capacity(heads.len());
         for &head in heads {
+            if new.as_ref().is_some_and(|n| !n.contains(&head)) {
+                verdicts.push(Ok((0, 0)));
+                continue;
+            }
             verdicts.push(self.verify_one(head, base, &mut good, progress));
         }
         Ok(verdicts)

@@ -7,7 +7,7 @@ use crate::append::{next_generation, with_generation};
 use crate::meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
 use crate::read::object_error;
 use crate::wal::{Durability, MERGE_ACTOR, MergeOutcome, WalManager, entry};
-use crate::walk::load_node;
+use crate::walk::{independent, load_node};
 use crate::{Result, WalError};
 
 impl WalManager {
@@ -36,19 +36,7 @@ impl WalManager {
             let mut candidates: Vec<ObjectId> = head.iter().chain(others).copied().collect();
             candidates.sort();
             candidates.dedup();
-            let mut maximal = Vec::with_capacity(candidates.len());
-            for &c in &candidates {
-                let mut covered = false;
-                for &d in &candidates {
-                    if d != c && self.is_ancestor(c, d)? {
-                        covered = true;
-                        break;
-                    }
-                }
-                if !covered {
-                    maximal.push(c);
-                }
-            }
+            let maximal = independent(&self.repo, &candidates)?;
             let (target, outcome) = match maximal.as_slice() {
                 [] => return Ok(MergeOutcome::UpToDate),
                 [only] if Some(*only) == head => return Ok(MergeOutcome::UpToDate),

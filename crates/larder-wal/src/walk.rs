@@ -186,3 +186,56 @@ pub(crate) fn paint_skipping(
         .collect();
     Ok(Painted { new, base_reached })
 }
+
+/// Of `candidates`, those no other candidate reaches (git's "independent"
+/// heads): one walk from every candidate's parents, in decreasing
+/// generation, stopping below the lowest candidate's generation — instead
+/// of an ancestry walk per pair, which made a merge of a thousand heads
+/// take seconds. Returned in the order given.
+pub(crate) fn independent(repo: &GitRepo, candidates: &[ObjectId]) -> Result<Vec<ObjectId>> {
+    let mut generation: HashMap<ObjectId, u64> = HashMap::new();
+    let mut queue: BinaryHeap<(u64, ObjectId)> = BinaryHeap::new();
+    let mut seen: std::collections::HashSet<ObjectId> = std::collections::HashSet::new();
+    let mut starts = Vec::new();
+    for &c in candidates {
+        if generation.contains_key(&c) {
+            continue;
+        }
+        let node = load_node(repo, c)?;
+        generation.insert(c, node.generation);
+        starts.push(node);
+    }
+    let Some(&lowest) = generation.values().min() else {
+        return Ok(Vec::new());
+    };
+    for node in starts {
+        for p in node.parents {
+            if seen.insert(p) {
+                let n = load_node(repo, p)?;
+                queue.push((n.generation, p));
+            }
+        }
+    }
+    let mut covered: std::collections::HashSet<ObjectId> = std::collections::HashSet::new();
+    while let Some((g, id)) = queue.pop() {
+        if g < lowest {
+            break;
+        }
+        if generation.contains_key(&id) {
+            covered.insert(id);
+        }
+        for p in load_node(repo, id)?.parents {
+            if seen.insert(p) {
+                let n = load_node(repo, p)?;
+                queue.push((n.generation, p));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for &c in candidates {
+        if !covered.contains(&c) && !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
