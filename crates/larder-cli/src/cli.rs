@@ -19,6 +19,10 @@ pub struct Cli {
     /// or the replica's own id under the git dir).
     #[arg(long, global = true, value_name = "ID")]
     pub actor: Option<String>,
+    /// Flush every write to disk before reporting it done (survives a
+    /// power loss; also `git config larder.fsync true`).
+    #[arg(long, global = true)]
+    pub fsync: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     let ctx = Ctx {
         dir: cli.dir(),
         actor: cli.actor.clone(),
+        fsync: cli.fsync,
         out: Output::new(cli.json),
     };
     let result = match &cli.command {

@@ -1010,3 +1010,17 @@ fn watch_streams_events_as_they_land_with_resume_positions() {
     assert_ne!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("not in the history"), "{}", stderr(&o));
 }
+
+#[test]
+fn fsync_flag_and_config_make_writes_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&larder(d, &["init"]));
+    ok(&larder(
+        d,
+        &["--fsync", "append", "--log", "x", "--data", "1"],
+    ));
+    git(d, &["config", "larder.fsync", "true"]);
+    ok(&larder(d, &["append", "--log", "x", "--data", "2"]));
+    assert_eq!(json_lines(&larder(d, &["--json", "log", "x"])).len(), 2);
+}

@@ -147,16 +147,41 @@ impl GitRepo {
         Ok(out)
     }
 
-    /// Flushes a loose reference file and its directory to disk.
+    /// Flushes a loose reference file and every directory from its own up
+    /// to the git dir to disk: a ref written for the first time may have
+    /// created its directories (`refs/larder/<log>/`), whose entries live
+    /// in their parents.
     pub fn sync_ref(&self, name: &str) -> Result<()> {
         let file = self.git_dir().join(name);
         if file.exists() {
             sync_path(&file)?;
-            if let Some(dir) = file.parent() {
-                sync_path(dir)?;
+            let mut dir = file.parent();
+            while let Some(d) = dir {
+                sync_path(d)?;
+                if d == self.git_dir() {
+                    break;
+                }
+                dir = d.parent();
             }
         }
         Ok(())
+    }
+
+    /// Flushes every pack, its index and the pack directory to disk — after
+    /// a transfer written by another writer (gix's network fetch), whose
+    /// files were not flushed, under a durability that promises they are.
+    pub fn sync_packs(&self) -> Result<()> {
+        let dir = self.objects_dir().join("pack");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|x| x == "pack" || x == "idx") {
+                sync_path(&path)?;
+            }
+        }
+        sync_path(&dir)
     }
 }
 

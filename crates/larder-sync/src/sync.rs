@@ -288,7 +288,15 @@ impl SyncManager {
         let mut rejected = Vec::new();
         let (advertised, fetched) = match &self.transport {
             Transport::File(remote) => self.fetch_file(remote, &mut rejected)?,
-            Transport::Network(url) => self.fetch_network(url, &mut rejected)?,
+            Transport::Network(url) => {
+                let fetched = self.fetch_network(url, &mut rejected)?;
+                // gix does not flush what it fetched; the file transport
+                // flushes every pack it writes.
+                if self.wal.options().durability == larder_wal::Durability::Fsync {
+                    self.local().sync_packs()?;
+                }
+                fetched
+            }
         };
         let stale_refs = self.mirror_staging(&advertised, &fetched)?;
         let ids: Vec<ObjectId> = fetched.iter().map(|(_, id)| *id).collect();

@@ -9,7 +9,7 @@
 use crate::git::Expected;
 use crate::sync::merge_log;
 use crate::wal::MergeOutcome;
-use crate::{Larder, LarderError, Result, wal};
+use crate::{Larder, LarderError, Result};
 
 /// The git config key that turns branch-aware logs on.
 pub const BRANCH_LOGS_CONFIG: &str = "larder.branchLogs";
@@ -65,8 +65,8 @@ impl Larder {
     /// `issues@feature` into `issues@main`): every commit of `from` is
     /// verified, then `into` fast-forwards or gets one merge commit.
     pub fn merge_log(&self, from: &str, into: &str) -> Result<MergeOutcome> {
-        let from = wal::WalManager::new(self.repo.clone(), from)?;
-        let into = wal::WalManager::new(self.repo.clone(), into)?;
+        let from = self.wal_named(from)?;
+        let into = self.wal_named(into)?;
         Ok(merge_log(&from, &into)?)
     }
 
@@ -100,12 +100,9 @@ impl Larder {
     pub fn fork_branch_logs(&self, from: &str, to: &str) -> Result<Vec<String>> {
         let mut forked = Vec::new();
         for name in self.logs_of_branch(from)? {
-            let source = wal::WalManager::new(
-                self.repo.clone(),
-                &format!("{name}@{}", branch_suffix(from)),
-            )?;
+            let source = self.wal_named(&format!("{name}@{}", branch_suffix(from)))?;
             let target_name = format!("{name}@{}", branch_suffix(to));
-            let target = wal::WalManager::new(self.repo.clone(), &target_name)?;
+            let target = self.wal_named(&target_name)?;
             let Some(head) = source.head()? else { continue };
             if target.head()?.is_some() {
                 continue;

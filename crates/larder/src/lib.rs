@@ -32,6 +32,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub use at::LogAt;
+
+/// The git config key that makes every write of a repository durable
+/// against power loss (`true`: [`wal::Durability::Fsync`]).
+pub const FSYNC_CONFIG: &str = "larder.fsync";
 pub use branch::{BRANCH_LOGS_CONFIG, branch_suffix};
 pub use identity::{ACTOR_CONFIG, ACTOR_ENV, ActorSource};
 pub use import::{ImportReport, Imported};
@@ -162,6 +166,8 @@ pub type Result<T, E = LarderError> = std::result::Result<T, E>;
 /// look at any repository — a bare remote included — leaves it as it was.
 pub struct Larder {
     repo: GitRepo,
+    /// How every log's appends (and merges, and pulls) reach the disk.
+    durability: wal::Durability,
     identity: Arc<Identity>,
     wall: Arc<dyn Clock>,
     clock: SharedHlc,
@@ -214,7 +220,18 @@ impl Larder {
             .map(|v| v.to_string());
         let identity = Arc::new(Identity::new(repo.git_dir(), configured));
         let wall: Arc<dyn Clock> = Arc::new(SystemClock);
+        let durability = if repo
+            .gix()
+            .config_snapshot()
+            .boolean(FSYNC_CONFIG)
+            .unwrap_or(false)
+        {
+            wal::Durability::Fsync
+        } else {
+            wal::Durability::Buffered
+        };
         Self {
+            durability,
             repo,
             identity,
             clock: Arc::new(Mutex::new(Hlc::new(wall.clone()))),
@@ -230,6 +247,34 @@ impl Larder {
         self.clock = Arc::new(Mutex::new(Hlc::new(clock.clone())));
         self.wall = clock;
         self
+    }
+
+    /// The same handle writing with `durability`, whatever `git config
+    /// larder.fsync` says: [`wal::Durability::Fsync`] flushes every
+    /// append's pack and ref (and the ref's directories), every merge's
+    /// ref and every pack a pull copies before returning. Logs taken from
+    /// the handle before the call keep the old setting.
+    pub fn with_durability(mut self, durability: wal::Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The WAL of the log named exactly `name` (no branch resolution),
+    /// with this handle's durability.
+    pub(crate) fn wal_named(&self, name: &str) -> Result<wal::WalManager> {
+        Ok(wal::WalManager::with_options(
+            self.repo.clone(),
+            name,
+            wal::WalOptions {
+                durability: self.durability,
+                ..wal::WalOptions::default()
+            },
+        )?)
+    }
+
+    /// How this handle's logs reach the disk (see [`Larder::with_durability`]).
+    pub fn durability(&self) -> wal::Durability {
+        self.durability
     }
 
     /// The same handle acting as `actor`, whatever `LARDER_ACTOR`, `git
@@ -325,7 +370,7 @@ impl Larder {
     /// logs on, the current branch's (`<name>@<branch>`, see
     /// [`Larder::resolve_log_name`]).
     pub fn log(&self, name: &str) -> Result<Log> {
-        let wal = wal::WalManager::new(self.repo.clone(), &self.resolve_log_name(name))?;
+        let wal = self.wal_named(&self.resolve_log_name(name))?;
         Ok(Log {
             wal,
             identity: self.identity.clone(),

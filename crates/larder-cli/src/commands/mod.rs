@@ -40,6 +40,8 @@ pub struct Ctx {
     pub dir: PathBuf,
     /// `--actor`, if given.
     pub actor: Option<String>,
+    /// `--fsync`: every write durable against power loss.
+    pub fsync: bool,
     /// Text or JSON output.
     pub out: Output,
 }
@@ -60,6 +62,11 @@ impl Ctx {
         let larder = match &self.actor {
             Some(id) => larder.with_actor(larder::codec::ActorId::new(id.as_str())?),
             None => larder,
+        };
+        let larder = if self.fsync {
+            larder.with_durability(larder::wal::Durability::Fsync)
+        } else {
+            larder
         };
         if let Some(original) = larder.copied_from()? {
             self.out.warn(&format!(
