@@ -25,6 +25,7 @@ mod at;
 mod identity;
 mod import;
 mod log;
+mod signing;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -34,12 +35,14 @@ pub use identity::{ACTOR_CONFIG, ACTOR_ENV, ActorSource};
 pub use import::{ImportReport, Imported};
 pub use larder_kv::At;
 pub use log::{Committed, Log, ViewedLog};
+pub use signing::{REQUIRE_SIGNATURES_CONFIG, SIGNING_KEY_CONFIG, SignatureIssue, SignatureReport};
 
 pub use larder_codec as codec;
 pub use larder_crdt as crdt;
 pub use larder_git as git;
 pub use larder_kv as kv;
 pub use larder_lock as lock;
+pub use larder_sign as sign;
 pub use larder_snapshot as snapshot;
 pub use larder_sync as sync;
 pub use larder_wal as wal;
@@ -115,6 +118,17 @@ pub enum LarderError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Keys, signatures and the trust policy.
+    #[error(transparent)]
+    Sign(#[from] sign::SignError),
+    /// A git config value larder cannot use.
+    #[error("git config {key}: {reason}")]
+    Config {
+        /// The config key.
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// Reading or writing the actor identity file.
     #[error("actor identity {path}: {reason}")]
     Identity {
@@ -147,6 +161,7 @@ pub type Result<T, E = LarderError> = std::result::Result<T, E>;
 pub struct Larder {
     repo: GitRepo,
     identity: Arc<Identity>,
+    keys: Arc<signing::Keys>,
     wall: Arc<dyn Clock>,
     clock: SharedHlc,
 }
@@ -197,10 +212,17 @@ impl Larder {
             .string(identity::ACTOR_CONFIG)
             .map(|v| v.to_string());
         let identity = Arc::new(Identity::new(repo.git_dir(), configured));
+        let signing_key = repo
+            .gix()
+            .config_snapshot()
+            .string(signing::SIGNING_KEY_CONFIG)
+            .map(|v| v.to_string());
+        let keys = Arc::new(signing::Keys::new(repo.git_dir(), signing_key));
         let wall: Arc<dyn Clock> = Arc::new(SystemClock);
         Self {
             repo,
             identity,
+            keys,
             clock: Arc::new(Mutex::new(Hlc::new(wall.clone()))),
             wall,
         }
@@ -311,6 +333,7 @@ impl Larder {
         Ok(Log {
             wal,
             identity: self.identity.clone(),
+            keys: self.keys.clone(),
             clock: self.clock.clone(),
         })
     }
@@ -339,12 +362,13 @@ impl Larder {
     /// path (relative ones resolve as git resolves them), a `file://`,
     /// `ssh://`, `git://`, `http(s)://` URL or scp-style `user@host:path`
     /// (see [`git::GitRepo::resolve_remote`]).
+    ///
+    /// Pulls check every incoming event under the trust policy
+    /// ([`Larder::trust_policy`]) when it trusts any key or requires
+    /// signatures: a head carrying an event it refuses is quarantined
+    /// ([`sync::SyncReport::rejected`], reason given) and the rest merges.
     pub fn sync(&self, name: &str, remote: &str) -> Result<sync::SyncManager> {
-        Ok(sync::SyncManager::new(
-            self.log(name)?.wal,
-            self.actor()?.clone(),
-            remote,
-        )?)
+        self.sync_manager(self.log(name)?.wal, remote)
     }
 
     /// The key-value store over log `name` ([`kv::DEFAULT_LOG`] is `kv`),
