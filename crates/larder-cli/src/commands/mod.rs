@@ -14,6 +14,7 @@ pub mod compact;
 pub mod demo;
 pub mod import;
 pub mod init;
+pub mod key;
 pub mod kv;
 pub mod lock;
 pub mod log;
@@ -22,6 +23,7 @@ pub mod snapshot;
 pub mod stats;
 pub mod status;
 pub mod sync;
+pub mod trust;
 pub mod verify;
 pub mod whoami;
 
