@@ -238,6 +238,16 @@ The global --actor filters events by actor here: reading writes nothing."
     },
     /// Print this replica's actor id on one line (`--json`: with its source).
     Whoami,
+    /// This replica's signing key: generate one, or show its public key.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+    /// The trust policy: which public keys sign for which actor (docs/signatures.md).
+    Trust {
+        #[command(subcommand)]
+        action: TrustAction,
+    },
     /// Show larder end to end in a temporary directory.
     Demo {
         /// Create the repositories in DIR (new or empty) and leave them
@@ -315,6 +325,39 @@ pub enum HooksAction {
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum KeyAction {
+    /// Create a signing key for this replica's actor (a new 0600 file under
+    /// the git dir, or where `git config larder.signingKey` says); appends
+    /// are signed from then on. Prints the public key.
+    Generate,
+    /// Print the public key of this replica's signing key on one line.
+    Show,
+}
+
+#[derive(Subcommand)]
+pub enum TrustAction {
+    /// Trust PUBKEY (as `larder key show` prints it) to sign ACTOR's events;
+    /// an actor may have several keys.
+    Add {
+        /// The actor id.
+        actor: String,
+        /// The public key, `ed25519:<64 hex digits>`.
+        pubkey: String,
+    },
+    /// Stop trusting PUBKEY (or every key, if none is given) for ACTOR;
+    /// affects later pulls only.
+    Remove {
+        /// The actor id.
+        actor: String,
+        /// The public key; all of ACTOR's when absent.
+        pubkey: Option<String>,
+    },
+    /// One `ACTOR PUBKEY` line per trusted key, and whether signatures are
+    /// required (git config larder.requireSignatures).
+    List,
 }
 
 #[derive(Subcommand)]

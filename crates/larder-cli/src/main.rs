@@ -95,6 +95,8 @@ fn main() -> ExitCode {
         Command::Completions { shell } => commands::man::completions(*shell),
         Command::Man { dir } => commands::man::man(dir),
         Command::Whoami => commands::whoami::run(&ctx).map_err(CliError::from),
+        Command::Key { action } => commands::key::run(&ctx, action),
+        Command::Trust { action } => commands::trust::run(&ctx, action),
         Command::Demo { keep } => {
             commands::demo::run(ctx.out.json(), keep.as_deref()).map(|()| ExitCode::SUCCESS)
         }

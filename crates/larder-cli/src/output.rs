@@ -73,6 +73,9 @@ fn is_bad_input(e: &LarderError) -> bool {
             WalError::InvalidName { .. } | WalError::NotInLog { .. }
         ),
         LarderError::Codec(larder::codec::CodecError::InvalidHexId { .. }) => true,
+        LarderError::Sign(
+            larder::sign::SignError::BadPublicKey { .. } | larder::sign::SignError::BadActor { .. },
+        ) => true,
         _ => false,
     }
 }

@@ -12,4 +12,6 @@ mod error;
 mod sync;
 
 pub use error::{Result, SyncError};
-pub use sync::{RejectedHead, StaleRef, SyncManager, SyncReport, Transport, Upkeep, merge_log};
+pub use sync::{
+    EventCheck, RejectedHead, StaleRef, SyncManager, SyncReport, Transport, Upkeep, merge_log,
+};

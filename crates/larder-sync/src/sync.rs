@@ -140,6 +140,14 @@ impl std::fmt::Display for RejectedHead {
     }
 }
 
+/// A per-event check a pull runs on every event a remote head brings (after
+/// the WAL's own verification), e.g. a signature policy from the facade:
+/// `Err(reason)` quarantines the head as a [`RejectedHead`] whose reason
+/// names the event. Shared (`Arc`) so a manager stays cheap to build.
+pub type EventCheck = std::sync::Arc<
+    dyn Fn(&larder_codec::Envelope) -> std::result::Result<(), String> + Send + Sync,
+>;
+
 /// (names of the heads the remote advertises, heads whose objects arrived).
 type Fetched = (Vec<String>, Vec<(String, ObjectId)>);
 
@@ -151,7 +159,6 @@ type Fetched = (Vec<String>, Vec<(String, ObjectId)>);
 /// `refs/remotes/<remote>/<ns>/<log>/heads/<actor>`, verifies every new
 /// commit (chunk ids, event ids, layout), and only then merges them into
 /// the local log (fast-forward, or one deterministic merge commit).
-#[derive(Debug)]
 pub struct SyncManager {
     wal: WalManager,
     actor: ActorId,
@@ -159,6 +166,21 @@ pub struct SyncManager {
     remote_name: String,
     transport: Transport,
     max_attempts: u32,
+    event_check: Option<EventCheck>,
+}
+
+impl std::fmt::Debug for SyncManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncManager")
+            .field("wal", &self.wal)
+            .field("actor", &self.actor)
+            .field("remote", &self.remote)
+            .field("remote_name", &self.remote_name)
+            .field("transport", &self.transport)
+            .field("max_attempts", &self.max_attempts)
+            .field("event_check", &self.event_check.is_some())
+            .finish()
+    }
 }
 
 impl SyncManager {
@@ -205,6 +227,7 @@ impl SyncManager {
             remote_name,
             transport,
             max_attempts: 100,
+            event_check: None,
         })
     }
 
@@ -227,7 +250,19 @@ impl SyncManager {
             remote_name: remote_name.into(),
             transport,
             max_attempts: 100,
+            event_check: None,
         }
+    }
+
+    /// The same manager, running `check` on every event each pull brings
+    /// in: a head carrying an event the check refuses is quarantined
+    /// ([`SyncReport::rejected`], reason naming the commit, chunk and
+    /// event) and the other heads merge as usual. Events already in the
+    /// local log are not checked again. This crate knows nothing of what is
+    /// checked (the facade passes its signature policy).
+    pub fn with_event_check(mut self, check: EventCheck) -> Self {
+        self.event_check = Some(check);
+        self
     }
 
     /// The local log.
@@ -300,7 +335,12 @@ impl SyncManager {
         };
         let stale_refs = self.mirror_staging(&advertised, &fetched)?;
         let ids: Vec<ObjectId> = fetched.iter().map(|(_, id)| *id).collect();
-        let verdicts = self.wal.incoming_each_with(&ids, progress)?;
+        let verdicts = match &self.event_check {
+            Some(check) => self
+                .wal
+                .incoming_each_checked(&ids, progress, &|e| check(e))?,
+            None => self.wal.incoming_each_with(&ids, progress)?,
+        };
         let mut good = Vec::with_capacity(ids.len());
         let (mut commits, mut events) = (0, 0);
         for ((name, id), verdict) in fetched.iter().zip(verdicts) {

@@ -111,6 +111,24 @@ pub enum WalError {
     /// A codec error outside any stored chunk (encoding a new batch).
     #[error(transparent)]
     Codec(Box<CodecError>),
+    /// An event of an incoming commit was refused by the caller's check
+    /// (`WalManager::incoming_each_checked`), e.g. a signature policy: the
+    /// commit itself is well formed.
+    #[error("commit {commit}: {path}: event {index} ({event}, actor {actor}) refused: {reason}")]
+    EventRefused {
+        /// The WAL commit holding the event.
+        commit: ObjectId,
+        /// Its chunk's path in the commit's tree.
+        path: String,
+        /// The event's position in the chunk.
+        index: usize,
+        /// The event id (boxed: the error stays small).
+        event: Box<larder_codec::EventId>,
+        /// The event's actor.
+        actor: String,
+        /// Why the check refused it.
+        reason: String,
+    },
     /// The git backend failed.
     #[error("commit {commit}: {source}", commit = commit.map_or("-".to_string(), |c| c.to_string()))]
     Git {
@@ -131,6 +149,7 @@ impl WalError {
             | WalError::BadMeta { commit, .. }
             | WalError::UnsupportedFormat { commit, .. }
             | WalError::Chunk { commit, .. }
+            | WalError::EventRefused { commit, .. }
             | WalError::NotInLog { commit, .. } => Some(*commit),
             WalError::Git { commit, .. } => *commit,
             _ => None,
@@ -142,7 +161,8 @@ impl WalError {
         match self {
             WalError::MissingObject { path, .. }
             | WalError::BadTree { path, .. }
-            | WalError::Chunk { path, .. } => Some(path),
+            | WalError::Chunk { path, .. }
+            | WalError::EventRefused { path, .. } => Some(path),
             WalError::BadMeta { .. } | WalError::UnsupportedFormat { .. } => Some("meta.json"),
             _ => None,
         }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use larder_codec::Envelope;
 use larder_git::ObjectId;
 
 use crate::meta::Meta;
@@ -15,6 +16,12 @@ use crate::{Result, WalError};
 /// What verifying one incoming head found: the new commits and events it
 /// brings, or the first problem in them.
 pub type HeadVerdict = std::result::Result<(u64, u64), WalError>;
+
+/// A caller's check of each incoming event, run after the WAL's own
+/// checks passed (e.g. a signature policy): `Err(reason)` refuses the
+/// event, and with it the head that brings it
+/// ([`WalError::EventRefused`]).
+pub type EventCheck<'a> = &'a dyn Fn(&Envelope) -> std::result::Result<(), String>;
 
 impl WalManager {
     /// Reads and verifies every commit reachable from `head` (typically a
@@ -85,6 +92,20 @@ impl WalManager {
         heads: &[ObjectId],
         progress: &dyn Fn(u64),
     ) -> Result<Vec<HeadVerdict>> {
+        self.incoming_each_checked(heads, progress, &|_| Ok(()))
+    }
+
+    /// [`WalManager::incoming_each_with`], also running `check` on every
+    /// event of every new commit: a head with an event the check refuses
+    /// gets [`WalError::EventRefused`] naming the commit, the chunk's path
+    /// and the event. Events the local log already holds are not checked
+    /// again.
+    pub fn incoming_each_checked(
+        &self,
+        heads: &[ObjectId],
+        progress: &dyn Fn(u64),
+        check: EventCheck<'_>,
+    ) -> Result<Vec<HeadVerdict>> {
         let base = self.head()?;
         // One walk of every head against the log finds the heads that bring
         // nothing new (a hub's replicas, pulled again): they are answered
@@ -104,7 +125,7 @@ impl WalManager {
                 verdicts.push(Ok((0, 0)));
                 continue;
             }
-            verdicts.push(self.verify_one(head, base, &mut good, progress));
+            verdicts.push(self.verify_one(head, base, &mut good, progress, check));
         }
         Ok(verdicts)
     }
@@ -115,15 +136,38 @@ impl WalManager {
         base: Option<ObjectId>,
         good: &mut HashMap<ObjectId, u64>,
         progress: &dyn Fn(u64),
+        check: EventCheck<'_>,
     ) -> HeadVerdict {
         let painted = paint_skipping(self.repo(), &[head], base, good)?;
         let mut events = 0u64;
         for node in &painted.new {
             let commit = load_commit(self.repo(), node.id, node.tree, &node.parents)?;
+            for (index, event) in commit.events.iter().enumerate() {
+                if let Err(reason) = check(event) {
+                    return Err(WalError::EventRefused {
+                        commit: node.id,
+                        path: chunk_path(&commit),
+                        index,
+                        event: Box::new(event.id()),
+                        actor: event.actor().to_string(),
+                        reason,
+                    });
+                }
+            }
             events += commit.events.len() as u64;
             progress(1);
         }
         good.extend(painted.new.iter().map(|n| (n.id, n.generation)));
         Ok((painted.new.len() as u64, events))
     }
+}
+
+/// `events/YYYY/MM/DD/<chunk id>.bin` of a verified append commit (its
+/// layout was checked by `load_commit`, so this names the real path).
+fn chunk_path(commit: &crate::WalCommit) -> String {
+    let (Some(first), Some(chunk)) = (commit.events.first(), &commit.meta.chunk) else {
+        return "/".into();
+    };
+    let (y, m, d) = crate::wal::date_of(first.timestamp().millis);
+    format!("events/{y}/{m}/{d}/{chunk}.bin")
 }

@@ -28,7 +28,7 @@ mod wal;
 mod walk;
 
 pub use error::{Result, WalError};
-pub use incoming::HeadVerdict;
+pub use incoming::{EventCheck, HeadVerdict};
 pub use meta::{CommitKind, MAX_META_LEN, Meta, WAL_FORMAT_VERSION};
 pub use read::{WalCommits, WalEvents, commits_between};
 pub use verify::VerifyReport;

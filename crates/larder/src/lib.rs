@@ -26,6 +26,7 @@ mod branch;
 mod identity;
 mod import;
 mod log;
+mod signing;
 mod watch;
 
 use std::path::Path;
@@ -41,6 +42,7 @@ pub use identity::{ACTOR_CONFIG, ACTOR_ENV, ActorSource};
 pub use import::{ImportReport, Imported};
 pub use larder_kv::At;
 pub use log::{Committed, Log, ViewedLog};
+pub use signing::{REQUIRE_SIGNATURES_CONFIG, SIGNING_KEY_CONFIG, SignatureIssue, SignatureReport};
 pub use watch::{DEFAULT_POLL, LogWatch, Watched};
 
 pub use larder_codec as codec;
@@ -48,6 +50,7 @@ pub use larder_crdt as crdt;
 pub use larder_git as git;
 pub use larder_kv as kv;
 pub use larder_lock as lock;
+pub use larder_sign as sign;
 pub use larder_snapshot as snapshot;
 pub use larder_sync as sync;
 pub use larder_wal as wal;
@@ -135,6 +138,17 @@ pub enum LarderError {
         /// The log's ref.
         log: String,
     },
+    /// Keys, signatures and the trust policy.
+    #[error(transparent)]
+    Sign(#[from] sign::SignError),
+    /// A git config value larder cannot use.
+    #[error("git config {key}: {reason}")]
+    Config {
+        /// The config key.
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// Reading or writing the actor identity file.
     #[error("actor identity {path}: {reason}")]
     Identity {
@@ -169,6 +183,7 @@ pub struct Larder {
     /// How every log's appends (and merges, and pulls) reach the disk.
     durability: wal::Durability,
     identity: Arc<Identity>,
+    keys: Arc<signing::Keys>,
     wall: Arc<dyn Clock>,
     clock: SharedHlc,
 }
@@ -219,6 +234,12 @@ impl Larder {
             .string(identity::ACTOR_CONFIG)
             .map(|v| v.to_string());
         let identity = Arc::new(Identity::new(repo.git_dir(), configured));
+        let signing_key = repo
+            .gix()
+            .config_snapshot()
+            .string(signing::SIGNING_KEY_CONFIG)
+            .map(|v| v.to_string());
+        let keys = Arc::new(signing::Keys::new(repo.git_dir(), signing_key));
         let wall: Arc<dyn Clock> = Arc::new(SystemClock);
         let durability = if repo
             .gix()
@@ -234,6 +255,7 @@ impl Larder {
             durability,
             repo,
             identity,
+            keys,
             clock: Arc::new(Mutex::new(Hlc::new(wall.clone()))),
             wall,
         }
@@ -374,6 +396,7 @@ impl Larder {
         Ok(Log {
             wal,
             identity: self.identity.clone(),
+            keys: self.keys.clone(),
             clock: self.clock.clone(),
         })
     }
@@ -402,12 +425,13 @@ impl Larder {
     /// path (relative ones resolve as git resolves them), a `file://`,
     /// `ssh://`, `git://`, `http(s)://` URL or scp-style `user@host:path`
     /// (see [`git::GitRepo::resolve_remote`]).
+    ///
+    /// Pulls check every incoming event under the trust policy
+    /// ([`Larder::trust_policy`]) when it trusts any key or requires
+    /// signatures: a head carrying an event it refuses is quarantined
+    /// ([`sync::SyncReport::rejected`], reason given) and the rest merges.
     pub fn sync(&self, name: &str, remote: &str) -> Result<sync::SyncManager> {
-        Ok(sync::SyncManager::new(
-            self.log(name)?.wal,
-            self.actor()?.clone(),
-            remote,
-        )?)
+        self.sync_manager(self.log(name)?.wal, remote)
     }
 
     /// The key-value store over log `name` ([`kv::DEFAULT_LOG`] is `kv`),

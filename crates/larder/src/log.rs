@@ -45,6 +45,7 @@ impl<T> Committed<T> {
 pub struct Log {
     pub(crate) wal: wal::WalManager,
     pub(crate) identity: Arc<Identity>,
+    pub(crate) keys: Arc<crate::signing::Keys>,
     pub(crate) clock: SharedHlc,
 }
 
@@ -55,6 +56,10 @@ impl Log {
     }
 
     /// Appends several events as one batch (one chunk, one commit).
+    ///
+    /// When the actor has a signing key (`larder key generate`, or `git
+    /// config larder.signingKey`), every event is signed; a key file that
+    /// cannot be read fails the append before anything is written.
     ///
     /// Before stamping, the clock observes every event the log has gained
     /// since it last looked — whether it came from this handle, a sync, or
@@ -72,6 +77,7 @@ impl Log {
     /// [`Committed::after_commit`].
     pub fn append_committed(&self, events: &[(&str, Payload)]) -> Result<Committed<ObjectId>> {
         let actor = self.identity.get()?;
+        let key = self.keys.for_actor(actor)?;
         let mut envelopes = Vec::with_capacity(events.len());
         let observed_head;
         let last;
@@ -82,12 +88,11 @@ impl Log {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             observed_head = self.observe_log(&mut clock)?;
             for (kind, payload) in events {
-                envelopes.push(Envelope::new(
-                    actor.clone(),
-                    clock.now()?,
-                    *kind,
-                    payload.clone(),
-                )?);
+                let event = Envelope::new(actor.clone(), clock.now()?, *kind, payload.clone())?;
+                envelopes.push(match &key {
+                    Some(key) => key.sign(event),
+                    None => event,
+                });
             }
             last = clock.last();
         }
@@ -264,8 +269,7 @@ impl<P: crdt::Projection + Default> ViewedLog<P> {
     /// the view still follows what the pull brought, the report is the
     /// pull's, and the push's error is in [`Committed::after_commit`].
     pub fn sync(&mut self, larder: &Larder, remote: &str) -> Result<Committed<sync::SyncReport>> {
-        let manager =
-            sync::SyncManager::new(self.log.wal.clone(), larder.actor()?.clone(), remote)?;
+        let manager = larder.sync_manager(self.log.wal.clone(), remote)?;
         let (report, push_error) = match manager.sync() {
             Ok(report) => (report, None),
             Err(sync::SyncError::PushAfterPull { pulled, source }) => {

@@ -22,19 +22,44 @@ pub fn run(ctx: &Ctx, log: &str) -> super::CmdResult {
     let report = report?;
     // Packs too: a damaged one may hold objects no walk reached yet.
     let packs = handle.wal().repo().check_packs()?;
+    // Signatures, under the trust policy, when it can refuse anything.
+    let policy = larder.trust_policy()?;
+    let signatures = if policy.is_active() && report.problems.is_empty() {
+        Some(larder.verify_signatures(log)?)
+    } else {
+        None
+    };
     let problems: Vec<String> = report
         .problems
         .iter()
         .map(ToString::to_string)
         .chain(packs.damaged.iter().map(ToString::to_string))
+        .chain(
+            signatures
+                .iter()
+                .flat_map(|s| s.problems.iter().map(ToString::to_string)),
+        )
         .collect();
+    let sig_json = signatures.as_ref().map(|s| {
+        json!({ "required": s.required, "verified": s.verified, "unsigned": s.unsigned, "refused": s.problems.len() })
+    });
     ctx.out.emit(
-        json!({ "commits": report.commits, "events": report.events, "problems": problems }),
+        json!({ "commits": report.commits, "events": report.events, "problems": problems, "signatures": sig_json }),
         || {
             let mut text = format!(
                 "{} commits, {} events verified",
                 report.commits, report.events
             );
+            if let Some(s) = &signatures {
+                text.push_str(&format!(
+                    "
+signatures ({}): {} verified, {} unsigned, {} refused",
+                    if s.required { "required" } else { "not required" },
+                    s.verified,
+                    s.unsigned,
+                    s.problems.len()
+                ));
+            }
             for p in &problems {
                 text.push_str(&format!("\nbad: {p}"));
             }
