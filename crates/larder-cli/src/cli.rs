@@ -141,6 +141,11 @@ The global --actor filters events by actor here: reading writes nothing."
         #[command(subcommand)]
         action: SnapshotAction,
     },
+    /// A log's encryption key: create, export, import (docs/encryption.md).
+    Crypt {
+        #[command(subcommand)]
+        action: CryptAction,
+    },
     /// Lease locks with fencing tokens.
     Lock {
         #[command(subcommand)]
@@ -255,6 +260,34 @@ pub enum KvAction {
         /// Stop after N changes.
         #[arg(long, value_name = "N")]
         count: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CryptAction {
+    /// Encrypt LOG from now on: create a random key in the git dir
+    /// (larder/keys/LOG.key, mode 0600) and print its id.
+    Init {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+    },
+    /// Print LOG's key as one line, for `crypt import` on another replica
+    /// (or LARDER_LOG_KEY). Anyone with the line reads the log.
+    Export {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+    },
+    /// Store a key line exported by another replica as LOG's key.
+    Import {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// The line `crypt export` printed; `-` reads it from standard
+        /// input (keeps it out of the process list and shell history).
+        #[arg(value_name = "KEYLINE")]
+        keyline: String,
     },
 }
 
