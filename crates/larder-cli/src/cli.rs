@@ -185,6 +185,11 @@ The global --actor filters events by actor here: reading writes nothing."
         #[command(subcommand)]
         action: SnapshotAction,
     },
+    /// A log's encryption key: create, export, import (docs/encryption.md).
+    Crypt {
+        #[command(subcommand)]
+        action: CryptAction,
+    },
     /// Lease locks with fencing tokens.
     Lock {
         #[command(subcommand)]
@@ -324,6 +329,34 @@ pub enum HooksAction {
         /// The hook's arguments as git passed them.
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CryptAction {
+    /// Encrypt LOG from now on: create a random key in the git dir
+    /// (larder/keys/LOG.key, mode 0600) and print its id.
+    Init {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+    },
+    /// Print LOG's key as one line, for `crypt import` on another replica
+    /// (or LARDER_LOG_KEY). Anyone with the line reads the log.
+    Export {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+    },
+    /// Store a key line exported by another replica as LOG's key.
+    Import {
+        /// The log's name.
+        #[arg(long)]
+        log: String,
+        /// The line `crypt export` printed; `-` reads it from standard
+        /// input (keeps it out of the process list and shell history).
+        #[arg(value_name = "KEYLINE")]
+        keyline: String,
     },
 }
 

@@ -83,6 +83,7 @@ fn main() -> ExitCode {
         Command::Push { log, remote } => commands::sync::run(&ctx, log, remote, Direction::Push),
         Command::Snapshot { action } => commands::snapshot::run(&ctx, action),
         Command::Lock { action } => commands::lock::run(&ctx, action),
+        Command::Crypt { action } => commands::crypt::run(&ctx, action),
         Command::Kv {
             log,
             remote,

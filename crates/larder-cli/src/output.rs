@@ -67,7 +67,9 @@ impl std::fmt::Display for CliError {
 fn is_bad_input(e: &LarderError) -> bool {
     use larder::wal::WalError;
     match e {
-        LarderError::NoSuchLog { .. } => true,
+        LarderError::NoSuchLog { .. }
+        | LarderError::KeyMalformed { .. }
+        | LarderError::KeyExists { .. } => true,
         LarderError::Wal(w) => matches!(
             **w,
             WalError::InvalidName { .. } | WalError::NotInLog { .. }

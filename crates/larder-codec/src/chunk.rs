@@ -131,6 +131,9 @@ pub fn encode_chunk_into_with(
     out.extend_from_slice(&header_bytes());
     cbor::push_header(out, ciborium_ll::Header::Array(Some(events.len())));
     for (index, event) in events.iter().enumerate() {
+        if event.is_opened() {
+            return Err(CodecError::OpenedEnvelope { index });
+        }
         let before = out.len();
         event.encode_into(out);
         let size = out.len() - before;

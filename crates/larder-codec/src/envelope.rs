@@ -295,7 +295,10 @@ fn kind_rule_broken(kind: &str) -> Option<&'static str> {
 ///
 /// The id is derived from the other fields (except the signature) when the
 /// envelope is built and re-checked whenever one is decoded, so an
-/// `Envelope` value always carries the id its contents hash to.
+/// `Envelope` value always carries the id its contents hash to — with one
+/// marked exception: an *opened* envelope ([`Envelope::opened`]), the
+/// decrypted view of an encrypted event, keeps the stored event's id next
+/// to its plaintext payload, and no chunk can be encoded from it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Envelope {
     id: EventId,
@@ -304,6 +307,7 @@ pub struct Envelope {
     kind: Arc<str>,
     payload: Payload,
     signature: Option<Vec<u8>>,
+    opened: bool,
 }
 
 /// Strings shared between consecutive events of one chunk while decoding:
@@ -338,7 +342,29 @@ impl Envelope {
             kind,
             payload,
             signature: None,
+            opened: false,
         })
+    }
+
+    /// The decrypted view of this (encrypted) event: the same id, actor,
+    /// timestamp, kind and signature, with `plaintext` as its payload, so
+    /// a projection folding it sees the id every replica stores.
+    ///
+    /// Its id no longer hashes to its contents, so it is marked: encoding a
+    /// chunk that holds it fails with [`CodecError::OpenedEnvelope`], and
+    /// plaintext can never reach the log through it.
+    pub fn opened(&self, plaintext: Payload) -> Self {
+        Self {
+            payload: plaintext,
+            opened: true,
+            ..self.clone()
+        }
+    }
+
+    /// Whether this is the decrypted view of an event
+    /// ([`Envelope::opened`]), which cannot be written.
+    pub fn is_opened(&self) -> bool {
+        self.opened
     }
 
     /// Attaches a signature. Signatures are not part of the event id, so a
@@ -474,6 +500,7 @@ impl Envelope {
             },
             payload: Payload(reader.slice(payload_start, payload_end).to_vec()),
             signature: signature.map(<[u8]>::to_vec),
+            opened: false,
         })
     }
 }
@@ -487,6 +514,7 @@ impl fmt::Debug for Envelope {
             .field("kind", &self.kind)
             .field("payload", &self.payload)
             .field("signed", &self.signature.is_some())
+            .field("opened", &self.opened)
             .finish()
     }
 }

@@ -23,6 +23,14 @@ pub enum CodecError {
         /// The four bytes found instead.
         found: [u8; 4],
     },
+    /// An event given to the encoder is the decrypted view of an encrypted
+    /// event (`Envelope::opened`): its id does not hash to its plaintext
+    /// payload, and writing it would put plaintext in the log.
+    #[error("event {index} is a decrypted view of an encrypted event and cannot be written")]
+    OpenedEnvelope {
+        /// Its position among the events given.
+        index: usize,
+    },
     /// The chunk was written by an unknown format version.
     #[error("unsupported chunk format version {found} (this build reads version {supported})")]
     UnsupportedVersion {

@@ -58,6 +58,17 @@ impl Log {
     /// time, so later appends sort after the history.
     pub fn import(&self, events: impl IntoIterator<Item = Imported>) -> Result<ImportReport> {
         let bad = |index: usize, reason: String| LarderError::Import { index, reason };
+        // An encrypted log's imported events are sealed like appended ones
+        // (deterministically, so a re-run still adds nothing).
+        let key = self.write_key()?;
+        let existing = self.wal.read_all()?;
+        if key.is_none()
+            && existing
+                .iter()
+                .any(|e| crate::crypt::is_sealed(e.payload()))
+        {
+            return Err(self.key_missing_now());
+        }
         let now = {
             let clock = self.clock.lock().unwrap_or_else(|p| p.into_inner());
             clock.clock().now_millis()
@@ -91,12 +102,16 @@ impl Log {
                     c
                 }
             };
-            let envelope =
-                Envelope::new(actor, Timestamp::new(e.time_ms, counter), e.kind, e.payload)
-                    .map_err(|err| bad(index, err.to_string()))?;
+            let ts = Timestamp::new(e.time_ms, counter);
+            let payload = match &key {
+                Some(k) => crate::crypt::seal(k, self.wal.log(), &actor, ts, &e.kind, &e.payload)?,
+                None => e.payload,
+            };
+            let envelope = Envelope::new(actor, ts, e.kind, payload)
+                .map_err(|err| bad(index, err.to_string()))?;
             stamped.push(envelope);
         }
-        let mut have: HashSet<_> = self.wal.read_all()?.iter().map(Envelope::id).collect();
+        let mut have: HashSet<_> = existing.iter().map(Envelope::id).collect();
         let mut report = ImportReport::default();
         let mut fresh: Vec<Envelope> = Vec::new();
         for e in stamped {

@@ -23,6 +23,7 @@ pub struct ReadmeDoctests;
 
 mod at;
 mod branch;
+pub mod crypt;
 mod identity;
 mod import;
 mod log;
@@ -38,6 +39,7 @@ pub use at::LogAt;
 /// against power loss (`true`: [`wal::Durability::Fsync`]).
 pub const FSYNC_CONFIG: &str = "larder.fsync";
 pub use branch::{BRANCH_LOGS_CONFIG, branch_suffix};
+pub use crypt::{Data, Decryptor, KeyId, LogEvent, LogKey};
 pub use identity::{ACTOR_CONFIG, ACTOR_ENV, ActorSource};
 pub use import::{ImportReport, Imported};
 pub use larder_kv::At;
@@ -147,6 +149,77 @@ pub enum LarderError {
         /// The config key.
         key: String,
         /// What is wrong with its value.
+        reason: String,
+    },
+    /// A log key (a key file, an entry of `LARDER_LOG_KEY`, a key line
+    /// given to import) is not a valid key line.
+    #[error("log key in {origin} is malformed: {reason}")]
+    KeyMalformed {
+        /// Where the key came from: the file's path, or the variable.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A key file cannot be read or written (or no random key could be
+    /// drawn).
+    #[error("log key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The log is encrypted (this replica has its marker, or saw sealed
+    /// events) but this replica has no key for it: appending would write
+    /// plaintext into an encrypted log, so nothing was written.
+    #[error(
+        "log {log} is encrypted and this replica has no key for it (no {path}, no LARDER_LOG_KEY entry): import it with `larder crypt import --log {log} <KEYLINE>`; nothing was written"
+    )]
+    KeyMissing {
+        /// The log.
+        log: String,
+        /// Where its key file would be.
+        path: String,
+    },
+    /// The log already has a different key here; replacing it would make
+    /// the events sealed with it unreadable.
+    #[error("log {log} already has a key ({path}); it was left as it is")]
+    KeyExists {
+        /// The log.
+        log: String,
+        /// Its key file.
+        path: String,
+    },
+    /// An event is sealed with another key than the one this replica holds.
+    #[error(
+        "event {event} of log {log} is sealed with key {sealed_with}, but this replica's key is {have}: wrong key"
+    )]
+    WrongKey {
+        /// The log.
+        log: String,
+        /// The event id (hex).
+        event: String,
+        /// The key id in the sealed payload.
+        sealed_with: String,
+        /// The id of the key held here.
+        have: String,
+    },
+    /// An event's sealed payload does not decrypt with the log key.
+    #[error("event {event} of log {log} cannot be decrypted: {reason}")]
+    Decrypt {
+        /// The log.
+        log: String,
+        /// The event id (hex).
+        event: String,
+        /// Why.
+        reason: String,
+    },
+    /// A payload could not be sealed; nothing was written.
+    #[error("log {log}: cannot encrypt: {reason}")]
+    Encrypt {
+        /// The log.
+        log: String,
+        /// Why.
         reason: String,
     },
     /// Reading or writing the actor identity file.

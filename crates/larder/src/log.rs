@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::codec::{self, Envelope, Payload};
 use crate::crdt::{self, Clock, Hlc};
+use crate::crypt::{self, Decryptor, KeyId, KeyStore, LogEvent, LogKey};
 use crate::git::ObjectId;
 use crate::identity::Identity;
 use crate::{Larder, LarderError, Result, snapshot, sync, wal};
@@ -77,7 +78,8 @@ impl Log {
     /// [`Committed::after_commit`].
     pub fn append_committed(&self, events: &[(&str, Payload)]) -> Result<Committed<ObjectId>> {
         let actor = self.identity.get()?;
-        let key = self.keys.for_actor(actor)?;
+        let signing = self.keys.for_actor(actor)?;
+        let key = self.write_key()?;
         let mut envelopes = Vec::with_capacity(events.len());
         let observed_head;
         let last;
@@ -86,11 +88,23 @@ impl Log {
                 .clock
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            observed_head = self.observe_log(&mut clock)?;
+            let mut saw_sealed = false;
+            observed_head = self.observe_log(&mut clock, &mut saw_sealed)?;
+            if saw_sealed && key.is_none() {
+                return Err(self.key_missing_now());
+            }
             for (kind, payload) in events {
-                let event = Envelope::new(actor.clone(), clock.now()?, *kind, payload.clone())?;
-                envelopes.push(match &key {
-                    Some(key) => key.sign(event),
+                let ts = clock.now()?;
+                // Sealed first, then signed: the signature covers the event
+                // id, which is computed over the stored (sealed) payload,
+                // so replicas without the log key verify it too.
+                let payload = match &key {
+                    Some(k) => crypt::seal(k, self.wal.log(), actor, ts, kind, payload)?,
+                    None => payload.clone(),
+                };
+                let event = Envelope::new(actor.clone(), ts, *kind, payload)?;
+                envelopes.push(match &signing {
+                    Some(sk) => sk.sign(event),
                     None => event,
                 });
             }
@@ -158,7 +172,13 @@ impl Log {
     ///
     /// The cache is only a starting point: a cached head that is no longer
     /// in the history, or that `git gc` pruned, means "read everything".
-    fn observe_log(&self, clock: &mut Hlc<Arc<dyn Clock>>) -> Result<Option<ObjectId>> {
+    /// Sets `saw_sealed` when an event it reads is sealed (the log is
+    /// encrypted).
+    fn observe_log(
+        &self,
+        clock: &mut Hlc<Arc<dyn Clock>>,
+        saw_sealed: &mut bool,
+    ) -> Result<Option<ObjectId>> {
         let Some(head) = self.wal.head()? else {
             return Ok(None);
         };
@@ -188,6 +208,7 @@ impl Log {
         for commit in commits {
             for e in commit?.events {
                 let _ = clock.observe(e.timestamp(), e.actor().as_str());
+                *saw_sealed |= crypt::is_sealed(e.payload());
             }
         }
         Ok(Some(head))
@@ -201,10 +222,140 @@ impl Log {
     }
 
     /// Folds every event, in the total order, into projection `P`.
+    ///
+    /// In an encrypted log, with the key, `P` sees each sealed event
+    /// decrypted ([`Envelope::opened`]: the stored id, the plaintext
+    /// payload); without the key it sees the sealed payloads as stored
+    /// ([`crypt::is_sealed`] tells them apart). A wrong key is an error.
     pub fn project<P: crdt::Projection + Default>(&self) -> Result<P> {
+        let decryptor = self.decryptor()?;
+        let events = self
+            .events()?
+            .iter()
+            .map(|e| decryptor.view(e))
+            .collect::<Result<Vec<_>>>()?;
         let mut p = crdt::Projector::<P>::default();
-        p.apply_all(&self.events()?)?;
+        p.apply_all(&events)?;
         Ok(p.into_state())
+    }
+
+    /// Every event in the total order with its data as this replica reads
+    /// it: plaintext (stored in the clear, or decrypted with the log key),
+    /// or [`crypt::Data::Encrypted`] when the event is sealed and this replica
+    /// has no key — never an error for lack of a key. With a key, an event
+    /// sealed under another key is [`LarderError::WrongKey`] and one that
+    /// fails authentication is [`LarderError::Decrypt`], both naming it.
+    pub fn read(&self) -> Result<Vec<LogEvent>> {
+        let decryptor = self.decryptor()?;
+        self.events()?
+            .into_iter()
+            .map(|envelope| {
+                let data = decryptor.open(&envelope)?;
+                Ok(LogEvent { envelope, data })
+            })
+            .collect()
+    }
+
+    /// Opens events of this log with the key this replica holds for it,
+    /// if any (for readers that walk the WAL themselves).
+    pub fn decryptor(&self) -> Result<Decryptor> {
+        Ok(Decryptor {
+            log: self.wal.log().to_owned(),
+            key: self.key()?,
+        })
+    }
+
+    /// This replica's key for the log: the `LARDER_LOG_KEY` entry naming
+    /// it, else `<git dir>/larder/keys/<log>.key`; `None` if neither.
+    /// A malformed one is [`LarderError::KeyMalformed`] naming it.
+    pub fn key(&self) -> Result<Option<LogKey>> {
+        self.key_store().load()
+    }
+
+    /// Where this log's key file is (or would be).
+    pub fn key_file(&self) -> PathBuf {
+        self.key_store().key_path()
+    }
+
+    /// Whether this replica knows the log is encrypted: it holds its key,
+    /// or has recorded (on `crypt init`/import, or on seeing a sealed
+    /// event while appending) that the log is encrypted.
+    pub fn is_encrypted(&self) -> Result<bool> {
+        Ok(self.key()?.is_some() || self.key_store().marked())
+    }
+
+    /// Makes the log encrypted: creates a random key, stores it in the
+    /// key file (0600) and returns its id. From then on every append
+    /// through this replica is sealed; events already in the log stay as
+    /// they are. A key already there is [`LarderError::KeyExists`].
+    pub fn crypt_init(&self) -> Result<KeyId> {
+        let store = self.key_store();
+        if store.key_path().exists() {
+            return Err(LarderError::KeyExists {
+                log: self.wal.log().to_owned(),
+                path: store.key_path().display().to_string(),
+            });
+        }
+        let key = LogKey::generate()?;
+        store.install(&key)?;
+        Ok(key.id())
+    }
+
+    /// The log's key as one line of text (`larder-key-v1:<log>:<hex>`)
+    /// for [`Log::import_key`] on another replica.
+    pub fn export_key(&self) -> Result<String> {
+        match self.key()? {
+            Some(key) => Ok(key.to_line(self.wal.log())),
+            None => Err(self.key_missing()),
+        }
+    }
+
+    /// Stores a key line exported by another replica as this log's key and
+    /// returns its id. The line must be for this log
+    /// ([`LarderError::KeyMalformed`] otherwise); the same key again is
+    /// fine, another key where one exists is [`LarderError::KeyExists`].
+    pub fn import_key(&self, line: &str) -> Result<KeyId> {
+        let (log, key) = LogKey::parse_line(line, "the key line given")?;
+        if log != self.wal.log() {
+            return Err(LarderError::KeyMalformed {
+                origin: "the key line given".into(),
+                reason: format!("it is the key of log {log:?}, not of {:?}", self.wal.log()),
+            });
+        }
+        self.key_store().install(&key)?;
+        Ok(key.id())
+    }
+
+    fn key_store(&self) -> KeyStore {
+        KeyStore::new(self.wal.repo().git_dir(), self.wal.log())
+    }
+
+    /// The key to seal new events with: this replica's key, or `None` for
+    /// a log it does not know to be encrypted; [`LarderError::KeyMissing`]
+    /// for one it knows is encrypted but has no key for.
+    pub(crate) fn write_key(&self) -> Result<Option<LogKey>> {
+        match self.key()? {
+            Some(key) => Ok(Some(key)),
+            None if self.key_store().marked() => Err(self.key_missing()),
+            None => Ok(None),
+        }
+    }
+
+    fn key_missing(&self) -> LarderError {
+        LarderError::KeyMissing {
+            log: self.wal.log().to_owned(),
+            path: self.key_file().display().to_string(),
+        }
+    }
+
+    /// Sealed events were just seen in a log this replica has no key for:
+    /// remember that it is encrypted (so later appends fail at once) and
+    /// report it.
+    pub(crate) fn key_missing_now(&self) -> LarderError {
+        if let Err(e) = self.key_store().mark() {
+            tracing::warn!(error = %e, "cannot record that the log is encrypted");
+        }
+        self.key_missing()
     }
 
     /// The write-ahead log underneath.

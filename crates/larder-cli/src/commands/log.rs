@@ -124,16 +124,23 @@ pub fn run(ctx: &Ctx, args: &LogArgs<'_>) -> CmdResult {
     if !args.reverse {
         events.reverse();
     }
+    // Sealed payloads are shown decrypted with this replica's key, or as
+    // "encrypted" without one; a wrong key is an error naming the event.
+    let decryptor = log.decryptor()?;
     for (commit, e) in events.iter().take(args.limit.unwrap_or(usize::MAX)) {
-        let data = e
-            .payload()
-            .to_value()
-            .map(|v| serde_json::to_value(v).unwrap_or_default())
-            .unwrap_or_default();
+        let (data, encrypted) = match decryptor.open(e)? {
+            larder::Data::Plain(p) => (
+                p.to_value()
+                    .map(|v| serde_json::to_value(v).unwrap_or_default())
+                    .unwrap_or_default(),
+                larder::crypt::is_sealed(e.payload()),
+            ),
+            larder::Data::Encrypted { .. } => (json!("encrypted"), true),
+        };
         let time = rfc3339(e.timestamp().millis);
         let commit = commit.to_string();
         ctx.out.emit(
-            json!({ "id": e.id().to_hex(), "commit": commit, "time": time, "actor": e.actor().as_str(), "hlc": e.timestamp().to_string(), "kind": e.kind(), "data": data }),
+            json!({ "id": e.id().to_hex(), "commit": commit, "time": time, "actor": e.actor().as_str(), "hlc": e.timestamp().to_string(), "kind": e.kind(), "data": data, "encrypted": encrypted }),
             || {
                 format!(
                     "{} {time} {} {} {data}",

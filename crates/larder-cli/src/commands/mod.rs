@@ -11,6 +11,7 @@ use crate::output::{CliError, Output};
 
 pub mod append;
 pub mod compact;
+pub mod crypt;
 pub mod demo;
 pub mod hooks;
 pub mod import;
