@@ -209,6 +209,16 @@ impl GitRepo {
         &self,
         objects: &[(ObjectId, gix::objs::Kind, Vec<u8>)],
     ) -> Result<Option<PathBuf>> {
+        self.write_pack_with(objects, true)
+    }
+
+    /// [`GitRepo::write_pack`], flushing pack, index and directory to disk
+    /// only with `fsync` (a writer whose durability does not promise it).
+    pub fn write_pack_with(
+        &self,
+        objects: &[(ObjectId, gix::objs::Kind, Vec<u8>)],
+        fsync: bool,
+    ) -> Result<Option<PathBuf>> {
         if objects.is_empty() {
             return Ok(None);
         }
@@ -230,6 +240,6 @@ impl GitRepo {
             builder.add_object(*id, *kind, data)?;
         }
         let built = builder.finish()?;
-        self.install_pack(&built, true).map(Some)
+        self.install_pack(&built, fsync).map(Some)
     }
 }

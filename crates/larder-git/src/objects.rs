@@ -50,10 +50,10 @@ impl GitRepo {
     /// handle packed a moment ago. Where a false "no" matters, read the
     /// object ([`GitRepo::read_commit`] and friends confirm misses).
     pub fn has_object(&self, id: ObjectId) -> bool {
-        match self.repo.try_find_header(id) {
-            Ok(Some(_)) => true,
-            Ok(None) => false,
-            Err(_) => self
+        match shared_store(|| self.repo.try_find_header(id).map(|h| h.is_some())) {
+            Some(Ok(true)) => true,
+            Some(Ok(false)) => false,
+            _ => self
                 .fresh_store()
                 .is_ok_and(|fresh| matches!(fresh.try_find_header(id), Ok(Some(_)))),
         }
@@ -80,8 +80,10 @@ impl GitRepo {
     /// so neither a rescan race nor a store with too few pack slots is ever
     /// reported as a missing or corrupt object.
     pub(crate) fn find_any(&self, id: ObjectId) -> Result<gix::ObjectDetached> {
-        if let Ok(Some(object)) = self.repo.try_find_object(id) {
-            return Ok(object.detach());
+        if let Some(Ok(Some(object))) =
+            shared_store(|| self.repo.try_find_object(id).map(|o| o.map(|o| o.detach())))
+        {
+            return Ok(object);
         }
         let fresh = self.fresh_store()?;
         match fresh.try_find_object(id) {
@@ -162,7 +164,7 @@ impl GitRepo {
     /// so a reader can refuse a hostile multi-gigabyte blob before
     /// allocating for it. Misses are confirmed as in [`GitRepo::read_blob`].
     pub fn object_header(&self, id: ObjectId) -> Result<(gix::objs::Kind, u64)> {
-        if let Ok(Some(h)) = self.repo.try_find_header(id) {
+        if let Some(Ok(Some(h))) = shared_store(|| self.repo.try_find_header(id)) {
             return Ok((h.kind(), h.size()));
         }
         match self.fresh_store()?.try_find_header(id) {
@@ -287,4 +289,15 @@ pub(crate) fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// Runs a lookup on the handle's own object store, which clones of the
+/// handle share across threads, turning a panic inside gix into `None`:
+/// the caller then asks a freshly opened store, which no other thread
+/// touches. gix-odb asserts an invariant of its pack-slot bookkeeping ("if
+/// the generation changed, the slot index must have changed") that two
+/// threads rescanning one shared store while packs are merged can break;
+/// a storage library must not take its user's process down for that.
+pub(crate) fn shared_store<T>(lookup: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(lookup)).ok()
 }

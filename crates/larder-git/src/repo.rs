@@ -167,6 +167,22 @@ impl GitRepo {
         Ok(Self { repo, base })
     }
 
+    /// This repository with an object store of its own — for work on
+    /// another thread (pack merges, read-ahead). Clones share one store,
+    /// and gix's store can trip an internal assertion when two threads
+    /// rescan it at once while packs change; a thread with its own store
+    /// never races the caller's.
+    pub fn reopen(&self) -> Result<Self> {
+        let repo = open_sized(self.git_dir()).map_err(|e| GitError::Open {
+            path: self.git_dir().display().to_string(),
+            source: Box::new(e),
+        })?;
+        Ok(Self {
+            repo,
+            base: self.base.clone(),
+        })
+    }
+
     /// Finds the repository `dir` belongs to, as git does from `dir`:
     /// `dir` itself, then each parent, is tried as a work tree (with a
     /// `.git` directory or file) or a git dir (a bare repository). The
@@ -298,11 +314,12 @@ impl GitRepo {
         tips: &[ObjectId],
         hidden: &[ObjectId],
     ) -> Result<Vec<(ObjectId, Vec<ObjectId>)>> {
-        match walk_in(&self.repo, tips, hidden) {
-            Ok(walked) => Ok(walked),
+        match crate::objects::shared_store(|| walk_in(&self.repo, tips, hidden)) {
+            Some(Ok(walked)) => Ok(walked),
             // The handle's store may have too few slots for the packs on
-            // disk now: a fresh one decides.
-            Err(_) => walk_in(&self.fresh_store()?, tips, hidden),
+            // disk now (or gix panicked on a concurrent rescan): a fresh
+            // one decides.
+            _ => walk_in(&self.fresh_store()?, tips, hidden),
         }
     }
 

@@ -49,6 +49,57 @@ impl GitRepo {
         Ok(copied)
     }
 
+    /// Copies commit `id` and every object under its tree from `source` as
+    /// one pack, without asking this store which it has — for a commit
+    /// whose parents this repository holds and whose tree is new, such as
+    /// a WAL append (its tree holds only its own chunk). Asking costs a
+    /// rescan of the pack directory per absent object on gix's store;
+    /// writing an object this store already has is harmless (git reads
+    /// either copy). The parents are not copied: if this repository lacks
+    /// one, use [`GitRepo::copy_reachable_from`]. With `fsync` the pack,
+    /// its index and the directory are on disk before this returns.
+    /// Returns how many objects were written.
+    pub fn copy_commit_from(&self, source: &GitRepo, id: ObjectId, fsync: bool) -> Result<usize> {
+        let commit = source.find_any(id)?;
+        if commit.kind != gix::objs::Kind::Commit {
+            return Err(GitError::WrongObjectKind {
+                id,
+                expected: "commit",
+                actual: commit.kind.to_string(),
+            });
+        }
+        let tree = gix::objs::CommitRef::from_bytes(&commit.data, gix::hash::Kind::Sha1)
+            .map_err(|e| GitError::CorruptObject {
+                id,
+                reason: e.to_string(),
+            })?
+            .tree();
+        let mut batch: Vec<(ObjectId, gix::objs::Kind, Vec<u8>)> = Vec::new();
+        let mut visited: HashSet<ObjectId> = HashSet::new();
+        // Depth-first, children before the tree that names them.
+        let mut stack: Vec<(ObjectId, bool)> = vec![(tree, false)];
+        while let Some((oid, expanded)) = stack.pop() {
+            if expanded {
+                let object = source.find_any(oid)?;
+                batch.push((oid, object.kind, object.data));
+                continue;
+            }
+            if !visited.insert(oid) {
+                continue;
+            }
+            stack.push((oid, true));
+            for child in source.references_of(oid)? {
+                if !visited.contains(&child) {
+                    stack.push((child, false));
+                }
+            }
+        }
+        batch.push((id, commit.kind, commit.data));
+        let n = batch.len();
+        self.write_pack_with(&batch, fsync)?;
+        Ok(n)
+    }
+
     /// The objects `id` refers to: a commit's tree and parents, a tree's
     /// entries (submodule links excluded), nothing for a blob.
     fn references_of(&self, id: ObjectId) -> Result<Vec<ObjectId>> {

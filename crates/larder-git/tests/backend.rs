@@ -180,3 +180,36 @@ fn push_porcelain_output_becomes_typed_outcomes() {
         matches!(other, Err(GitError::Remote { reason, .. }) if reason.starts_with("remote failed"))
     );
 }
+
+#[test]
+fn a_commit_and_its_tree_copy_onto_a_repository_holding_its_parent() {
+    let src_dir = tempfile::tempdir().unwrap();
+    let dst_dir = tempfile::tempdir().unwrap();
+    let src = GitRepo::init_bare(src_dir.path()).unwrap();
+    let dst = GitRepo::init_bare(dst_dir.path()).unwrap();
+    let first = commit(&src, &[], "one");
+    dst.copy_reachable_from(&src, &[first]).unwrap();
+    let second = commit(&src, &[first], "two");
+    // Only the commit and its own tree travel; the parent is not asked for.
+    let copied = dst.copy_commit_from(&src, second, false).unwrap();
+    assert!(copied >= 2, "{copied}");
+    dst.update_ref("refs/heads/main", Expected::MustNotExist, second, "t")
+        .unwrap();
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(dst_dir.path())
+        .args(["fsck", "--full", "--strict"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A tree is not a commit: a typed error, nothing written.
+    let tree = src.read_commit(second).unwrap().tree;
+    assert!(matches!(
+        dst.copy_commit_from(&src, tree, false),
+        Err(GitError::WrongObjectKind { .. })
+    ));
+}

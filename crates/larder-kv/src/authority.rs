@@ -78,6 +78,9 @@ pub const LOCK_WAITS: u32 = 5;
 pub struct FileAuthority {
     name: String,
     repo: GitRepo,
+    /// Whether what a swap writes is flushed to disk before it counts
+    /// (`Durability::Fsync` of the store using it).
+    fsync: bool,
     policy: Option<ConsolidationPolicy>,
     swaps: AtomicU64,
     upkeep: Mutex<Option<JoinHandle<()>>>,
@@ -100,10 +103,20 @@ impl FileAuthority {
         Self {
             name: name.into(),
             repo,
+            fsync: false,
             policy,
             swaps: AtomicU64::new(0),
             upkeep: Mutex::new(None),
         }
+    }
+
+    /// The same authority flushing every swap to disk (its pack, index,
+    /// directory and the chain ref) before the swap counts as done — for
+    /// stores with `Durability::Fsync`. Without it a swap survives a killed
+    /// process, not a power loss (the WAL's `Buffered`).
+    pub fn with_fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
     }
 
     /// Starts a background pack merge on every `fan_in`-th swap, unless
@@ -126,7 +139,10 @@ impl FileAuthority {
         let repo = self.repo.clone();
         let name = self.name.clone();
         *slot = Some(std::thread::spawn(move || {
-            if let Err(e) = repo.consolidate_packs(&policy) {
+            // Its own store: the merge must not race this authority's
+            // lookups on a shared one (see `GitRepo::reopen`).
+            let merged = repo.reopen().and_then(|own| own.consolidate_packs(&policy));
+            if let Err(e) = merged {
                 tracing::warn!(authority = %name, error = %e, "pack consolidation failed");
             }
         }));
@@ -192,10 +208,15 @@ impl Authority for FileAuthority {
     ) -> Result<Swap> {
         self.present()?;
         // Objects first: a ref never names what the authority lacks. A
-        // failure here changes no ref, so the outcome is known.
-        self.repo
-            .copy_reachable_from(local, &[new])
-            .map_err(|e| self.failed(e, false))?;
+        // failure here changes no ref, so the outcome is known. On an
+        // existing chain the new commit's parent is `old`, the authority's
+        // head (or the swap fails): only the commit and its own tree are
+        // new, sent without asking what the authority holds.
+        let copied = match old {
+            Some(_) => self.repo.copy_commit_from(local, new, self.fsync),
+            None => self.repo.copy_reachable_from(local, &[new]),
+        };
+        copied.map_err(|e| self.failed(e, false))?;
         let expected = old.map_or(Expected::MustNotExist, Expected::MustBe);
         let mut waits = 0;
         loop {
@@ -204,6 +225,13 @@ impl Authority for FileAuthority {
                 .update_ref(chain, expected, new, "larder-kv: linearizable write")
             {
                 Ok(()) => {
+                    // The swap happened: a failed flush is a warning.
+                    if self.fsync
+                        && let Err(e) = self.repo.sync_ref(chain)
+                    {
+                        tracing::warn!(authority = %self.name, error = %e,
+                            "chain ref moved; flushing it to disk failed");
+                    }
                     self.upkeep_after_swap();
                     return Ok(Swap::Done);
                 }
@@ -333,12 +361,15 @@ impl Authority for NetworkAuthority {
 
 /// Opens the authority `remote` names (git-config remote name, path or
 /// URL, resolved by git's rules like every larder remote) for `local`.
-pub fn open_authority(local: &GitRepo, remote: &str) -> Result<Box<dyn Authority>> {
+///
+/// `fsync`: a file authority flushes each swap to disk before it counts
+/// (for `Durability::Fsync`); a network authority's disk is its own.
+pub fn open_authority(local: &GitRepo, remote: &str, fsync: bool) -> Result<Box<dyn Authority>> {
     let resolved: ResolvedRemote = local.resolve_remote(remote)?;
     match &resolved.location {
         RemoteLocation::Local(_) => {
             let repo = resolved.open_local(&local.configured_remotes())?;
-            Ok(Box::new(FileAuthority::new(remote, repo)))
+            Ok(Box::new(FileAuthority::new(remote, repo).with_fsync(fsync)))
         }
         RemoteLocation::Network { url, scheme } => {
             if scheme.needs_http_client() && !larder_git::HTTP_FETCH {

@@ -267,7 +267,8 @@ impl Kv {
                         "linearizable mode needs an authority (a remote name, path or URL)".into(),
                     ));
                 }
-                Some(open_authority(wal.repo(), authority)?)
+                let fsync = wal.options().durability == larder_wal::Durability::Fsync;
+                Some(open_authority(wal.repo(), authority, fsync)?)
             }
         };
         Self::open_inner(wal, actor, clock, options, authority)
@@ -778,7 +779,7 @@ impl Kv {
             return self.refresh();
         }
         let mut inner = lock(&self.core.inner);
-        let source = open_authority(inner.wal.repo(), authority)?;
+        let source = open_authority(inner.wal.repo(), authority, false)?;
         let chain = Self::chain_ref_for(&inner.wal);
         let Some(head) = source.fetch(inner.wal.repo(), &chain)? else {
             return Ok(0);

@@ -176,10 +176,13 @@ impl WalManager {
         if let Some(done) = slot.take() {
             let _ = done.join();
         }
+        // Its own store: merging packs rescans the pack directory, which
+        // must not race this handle's lookups on a shared store.
         let repo = self.repo.clone();
         let log = self.ref_name.clone();
         *slot = Some(std::thread::spawn(move || {
-            if let Err(e) = repo.consolidate_packs(&policy) {
+            let merged = repo.reopen().and_then(|own| own.consolidate_packs(&policy));
+            if let Err(e) = merged {
                 tracing::warn!(%log, error = %e, "pack consolidation failed");
             }
         }));

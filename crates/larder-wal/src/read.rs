@@ -145,7 +145,9 @@ impl WalCommits {
                 .filter(|(i, _)| helper_reads(*i))
                 .map(|(_, node)| node.clone())
                 .collect();
-            let repo = repo.clone();
+            // Its own store, so the two readers never rescan one store at
+            // once (see `GitRepo::reopen`); the caller's if that fails.
+            let repo = repo.reopen().unwrap_or_else(|_| repo.clone());
             let (send, received) = std::sync::mpsc::sync_channel(PREFETCH_BLOCK);
             std::thread::Builder::new()
                 .name("larder-wal-read".into())
