@@ -41,9 +41,13 @@
 
 mod authority;
 mod error;
+mod history;
+mod inner;
 mod kv;
+mod lease;
 mod linear;
 mod record;
+mod remote;
 mod state;
 mod store;
 mod types;

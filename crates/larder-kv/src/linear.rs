@@ -29,7 +29,8 @@ use larder_crdt::EventKey;
 use larder_git::{Expected, ObjectId};
 
 use crate::authority::{Authority, Swap};
-use crate::kv::{Core, Inner, lock};
+use crate::inner::Inner;
+use crate::kv::{Core, lock};
 use crate::record::{Record, parse_event};
 use crate::types::Version;
 use crate::{KvError, Result};
