@@ -9,6 +9,8 @@
 #![deny(missing_docs)]
 
 mod error;
+mod pull;
+mod push;
 mod sync;
 
 pub use error::{Result, SyncError};
