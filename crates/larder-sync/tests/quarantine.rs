@@ -17,14 +17,15 @@ fn ts(ms: u64) -> Timestamp {
     Timestamp::new(1_700_000_000_000 + ms, 0)
 }
 
-/// The same root tree with the chunk's last byte flipped: meta.json still
-/// names the old chunk id, so only the chunk is wrong.
-fn flip_chunk(repo: &GitRepo, tree: ObjectId, under_events: bool) -> ObjectId {
+/// The same root tree with the chunk's last byte flipped, wherever the
+/// format puts it (any `.bin` blob): the record still names the old chunk
+/// id, so only the chunk is wrong.
+fn flip_chunk(repo: &GitRepo, tree: ObjectId) -> ObjectId {
     let mut entries = repo.read_tree(tree).unwrap();
     for e in &mut entries {
-        if e.kind == EntryKind::Tree && (under_events || e.name == "events") {
-            e.id = flip_chunk(repo, e.id, true);
-        } else if under_events && e.kind == EntryKind::Blob {
+        if e.kind == EntryKind::Tree {
+            e.id = flip_chunk(repo, e.id);
+        } else if e.name.ends_with(".bin") {
             let mut bytes = repo.read_blob(e.id).unwrap();
             let n = bytes.len() - 1;
             bytes[n] ^= 1;
@@ -41,7 +42,7 @@ fn corrupt_head(remote: &Path, actor: &str) -> ObjectId {
     let name = format!("refs/larder/kv/heads/{actor}");
     let good = repo.ref_target(&name).unwrap().unwrap();
     let info = repo.read_commit(good).unwrap();
-    let tree = flip_chunk(&repo, info.tree, false);
+    let tree = flip_chunk(&repo, info.tree);
     let forged = repo
         .write_commit(tree, &info.parents, &info.message, None, info.time)
         .unwrap();
@@ -100,10 +101,8 @@ fn one_bad_head_blocks_nobody(network: bool) {
         assert_eq!(bad.head_ref, "refs/larder/kv/heads/mallory");
         assert_eq!((bad.head, bad.commit), (forged, Some(forged)));
         let path = bad.path.as_deref().unwrap();
-        assert!(
-            path.starts_with("events/") && path.ends_with(".bin"),
-            "{path}"
-        );
+        // Format 2 names the chunk `<chunk id>.bin` at the tree's root.
+        assert!(path.len() == 68 && path.ends_with(".bin"), "{path}");
         assert!(bad.reason.contains("chunk"), "{}", bad.reason);
     }
     for r in &good {
@@ -165,7 +164,8 @@ fn heads_at_blobs_trees_and_tags_are_quarantined_by_name() {
         let head = alice.wal().append(&[alice.set("a", 1, ts(1))]).unwrap();
         alice.sync.push().unwrap();
         let r = remote.path();
-        let blob = git(r, &["rev-parse", &format!("{head}^{{tree}}:meta.json")]);
+        let chunk = git(r, &["ls-tree", "-r", "--name-only", &head.to_string()]);
+        let blob = git(r, &["rev-parse", &format!("{head}:{}", chunk.trim())]);
         let tree = git(r, &["rev-parse", &format!("{head}^{{tree}}")]);
         git(r, &["tag", "-a", "-m", "a tag", "t1", &head.to_string()]);
         let tag = git(r, &["rev-parse", "refs/tags/t1"]);

@@ -82,7 +82,7 @@ fn two_replicas_converge_and_then_stay_quiet() {
     assert!(
         out.status.success(),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr) + String::from_utf8_lossy(&out.stdout)
     );
 }
 
@@ -131,25 +131,21 @@ fn a_remote_with_a_corrupt_chunk_is_rejected_and_the_local_log_untouched() {
     assert!(b.wal().verify().unwrap().is_ok());
 }
 
-/// The same tree with the chunk's last byte flipped (meta.json unchanged).
+/// The same tree with the chunk's last byte flipped, wherever the format
+/// puts it (any `.bin` blob; the record unchanged).
 fn forge_chunk(repo: &GitRepo, root: larder_git::ObjectId) -> larder_git::ObjectId {
-    fn rewrite(repo: &GitRepo, tree: larder_git::ObjectId, depth: usize) -> larder_git::ObjectId {
-        let mut entries = repo.read_tree(tree).unwrap();
-        for e in &mut entries {
-            if e.name == "events" || depth > 0 {
-                if e.kind == EntryKind::Tree {
-                    e.id = rewrite(repo, e.id, depth + 1);
-                } else {
-                    let mut bytes = repo.read_blob(e.id).unwrap();
-                    let n = bytes.len() - 1;
-                    bytes[n] ^= 1;
-                    e.id = repo.write_blob(&bytes).unwrap();
-                }
-            }
+    let mut entries = repo.read_tree(root).unwrap();
+    for e in &mut entries {
+        if e.kind == EntryKind::Tree {
+            e.id = forge_chunk(repo, e.id);
+        } else if e.name.ends_with(".bin") {
+            let mut bytes = repo.read_blob(e.id).unwrap();
+            let n = bytes.len() - 1;
+            bytes[n] ^= 1;
+            e.id = repo.write_blob(&bytes).unwrap();
         }
-        repo.write_tree(&entries).unwrap()
     }
-    rewrite(repo, root, 0)
+    repo.write_tree(&entries).unwrap()
 }
 
 #[test]

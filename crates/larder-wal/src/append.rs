@@ -9,7 +9,8 @@ use larder_codec::{Envelope, chunk_id, encode_chunk_with};
 use larder_git::{EntryKind, GitError, ObjectBatch, ObjectId, TreeEntry};
 
 use crate::group::Prepared;
-use crate::meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
+use crate::meta::{CommitKind, Meta, WalFormat};
+use crate::trailers;
 use crate::wal::{Committed, Durability, WalManager, date_of, entry};
 use crate::walk::{GENERATION_TRAILER, load_node};
 use crate::{Result, WalError};
@@ -53,7 +54,7 @@ impl WalManager {
     }
 
     /// Writes `events` as an append commit whose parent is `parent` (one
-    /// pack: chunk, trees, `meta.json`, commit) and returns the commit,
+    /// pack: chunk, trees, record, commit) and returns the commit,
     /// without moving any ref.
     ///
     /// For protocols that place the commit elsewhere — larder-kv's
@@ -62,31 +63,15 @@ impl WalManager {
     /// is exactly what [`WalManager::append`] would have written on
     /// `parent`, so every reader and verifier treats it alike.
     pub fn write_append(&self, events: &[Envelope], parent: Option<ObjectId>) -> Result<ObjectId> {
-        let Prepared {
-            objects,
-            message,
-            meta: base_meta,
-            events_tree,
-        } = self.append_objects(events)?;
+        let prepared = self.append_objects(events)?;
         let generation = match parent {
             Some(p) => next_generation(p, self.generation_of(p)?)?,
             None => 1,
         };
-        let meta = Meta {
-            previous: parent.map(|h| h.to_string()),
-            ..base_meta
-        };
         let mut commit_objects = ObjectBatch::new();
-        let parents: Vec<ObjectId> = parent.into_iter().collect();
-        let commit = self.add_commit(
-            &mut commit_objects,
-            &meta,
-            vec![entry("events", EntryKind::Tree, events_tree)],
-            &parents,
-            &with_generation(&message, generation),
-        )?;
+        let commit = self.append_commit(&mut commit_objects, &prepared, parent, generation)?;
         self.repo.write_batches(
-            &[&objects, &commit_objects],
+            &[&prepared.objects, &commit_objects],
             self.options.durability == Durability::Fsync,
         )?;
         // Its pack counts like an append's towards consolidation.
@@ -94,10 +79,11 @@ impl WalManager {
         Ok(commit)
     }
 
-    /// The parts of an append that do not depend on the head: the chunk and
-    /// its trees (in a batch), the commit message, `meta.json` without
-    /// `previous`, and the `events` tree.
-    fn append_objects(&self, events: &[Envelope]) -> Result<Prepared> {
+    /// The parts of an append that do not depend on the head, in the
+    /// format this handle writes: the chunk and its trees (in a batch), the
+    /// commit message without its generation trailer, the record without
+    /// `previous`, and the tree the commit builds on.
+    pub(crate) fn append_objects(&self, events: &[Envelope]) -> Result<Prepared> {
         let first = events.first().ok_or(WalError::EmptyBatch)?;
         if let Some((index, other)) = events
             .iter()
@@ -114,19 +100,9 @@ impl WalManager {
         let cid = chunk_id(&chunk);
         let mut objects = ObjectBatch::new();
         let blob = objects.blob(chunk)?;
-        let (y, m, d) = date_of(first.timestamp().millis);
-        let mut subtree = objects.tree(&[entry(format!("{cid}.bin"), EntryKind::Blob, blob)])?;
-        for name in [d, m, y] {
-            subtree = objects.tree(&[entry(name, EntryKind::Tree, subtree)])?;
-        }
-        let message = format!(
-            "larder: append {} event{} by {}\n\nchunk {cid}\n",
-            events.len(),
-            if events.len() == 1 { "" } else { "s" },
-            first.actor()
-        );
+        let format = self.options.format;
         let meta = Meta {
-            format: WAL_FORMAT_VERSION,
+            format: format.version(),
             kind: CommitKind::Append,
             actor: first.actor().to_string(),
             chunk: Some(cid.to_hex()),
@@ -134,12 +110,69 @@ impl WalManager {
             previous: None,
             merged: Vec::new(),
         };
+        let chunk_entry = entry(format!("{cid}.bin"), EntryKind::Blob, blob);
+        let (tree, message) = match format {
+            WalFormat::V1 => {
+                let (y, m, d) = date_of(first.timestamp().millis);
+                let mut subtree = objects.tree(&[chunk_entry])?;
+                for name in [d, m, y] {
+                    subtree = objects.tree(&[entry(name, EntryKind::Tree, subtree)])?;
+                }
+                let message = format!(
+                    "larder: append {} event{} by {}\n\nchunk {cid}\n",
+                    events.len(),
+                    if events.len() == 1 { "" } else { "s" },
+                    first.actor()
+                );
+                (subtree, message)
+            }
+            WalFormat::V2 => (
+                objects.tree(&[chunk_entry])?,
+                trailers::append_message(events.len(), first.actor().as_str()),
+            ),
+        };
         Ok(Prepared {
             objects,
             message,
             meta,
-            events_tree: subtree,
+            tree,
+            format,
         })
+    }
+
+    /// Adds to `objects` the commit of the prepared append `p` on `parent`
+    /// (with `generation`) and returns its id: in format 1 with its
+    /// `meta.json` and root tree, in format 2 on the prepared root tree.
+    pub(crate) fn append_commit(
+        &self,
+        objects: &mut ObjectBatch,
+        p: &Prepared,
+        parent: Option<ObjectId>,
+        generation: u64,
+    ) -> Result<ObjectId> {
+        let parents: Vec<ObjectId> = parent.into_iter().collect();
+        match p.format {
+            WalFormat::V1 => {
+                let meta = Meta {
+                    previous: parent.map(|h| h.to_string()),
+                    ..p.meta.clone()
+                };
+                self.add_commit(
+                    objects,
+                    &meta,
+                    vec![entry("events", EntryKind::Tree, p.tree)],
+                    &parents,
+                    &with_generation(&p.message, generation),
+                )
+            }
+            WalFormat::V2 => Ok(objects.commit(
+                p.tree,
+                &parents,
+                &trailers::with_generation(&p.message, generation),
+                self.options.identity.as_ref(),
+                unix_now(),
+            )?),
+        }
     }
 
     /// The generation number of `head`, from the cache when this handle
@@ -259,7 +292,8 @@ pub(crate) fn next_generation(parent: ObjectId, generation: u64) -> Result<u64> 
     })
 }
 
-/// Appends the generation trailer to a commit message.
+/// Appends the generation trailer to a format-1 commit message (as its own
+/// paragraph).
 pub(crate) fn with_generation(message: &str, generation: u64) -> String {
     format!("{message}\n{GENERATION_TRAILER}: {generation}\n")
 }

@@ -79,8 +79,9 @@ pub enum WalError {
         /// What was wrong.
         reason: String,
     },
-    /// `meta.json` is unreadable or inconsistent with its commit.
-    #[error("commit {commit}: bad meta.json: {reason}")]
+    /// The commit's record (`meta.json` in format 1, the message trailers
+    /// in format 2) is unreadable or inconsistent with its commit.
+    #[error("commit {commit}: bad record (meta.json or trailers): {reason}")]
     BadMeta {
         /// The WAL commit.
         commit: ObjectId,
@@ -88,13 +89,15 @@ pub enum WalError {
         reason: String,
     },
     /// A commit was written by an unknown WAL format version.
-    #[error("commit {commit}: meta.json has format version {found}, this build reads {supported}")]
+    #[error(
+        "commit {commit}: WAL format version {found}, this build reads formats 1 to {supported}"
+    )]
     UnsupportedFormat {
         /// The WAL commit.
         commit: ObjectId,
         /// The version found.
         found: u32,
-        /// The version this build reads.
+        /// The newest version this build reads.
         supported: u32,
     },
     /// A chunk failed to decode or verify.
@@ -156,14 +159,18 @@ impl WalError {
         }
     }
 
-    /// The path inside the commit's tree the error is about, when known.
+    /// The path inside the commit's tree the error is about, when known;
+    /// `<record>` for the commit's record (format 1's `meta.json`, format
+    /// 2's trailers).
     pub fn path(&self) -> Option<&str> {
         match self {
             WalError::MissingObject { path, .. }
             | WalError::BadTree { path, .. }
             | WalError::Chunk { path, .. }
             | WalError::EventRefused { path, .. } => Some(path),
-            WalError::BadMeta { .. } | WalError::UnsupportedFormat { .. } => Some("meta.json"),
+            // Format 1 keeps the record in meta.json, format 2 in the
+            // commit message's trailers.
+            WalError::BadMeta { .. } | WalError::UnsupportedFormat { .. } => Some("<record>"),
             _ => None,
         }
     }

@@ -15,7 +15,7 @@
 //! A group is written as a **linear chain: one commit per queued append**,
 //! in queue order, each exactly the commit a lone append would have
 //! written on its predecessor (its own chunk, its own actor, its own
-//! `meta.json`), so the commit format, readers and verifiers are unchanged
+//! record), so the commit format, readers and verifiers are unchanged
 //! and actors are never mixed in a chunk. Every caller gets the id of its
 //! own commit. The ref moves once, from the old head to the last commit of
 //! the chain, so a reader sees the whole group or none of it.
@@ -23,22 +23,25 @@
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use larder_git::{EntryKind, Expected, ObjectBatch, ObjectId};
+use larder_git::{Expected, ObjectBatch, ObjectId};
 
-use crate::append::{next_generation, with_generation};
-use crate::meta::Meta;
-use crate::wal::{Committed, Durability, WalManager, entry};
+use crate::append::next_generation;
+use crate::meta::{Meta, WalFormat};
+use crate::wal::{Committed, Durability, WalManager};
 use crate::{Result, WalError};
 
 /// The parts of an append that do not depend on the head: the chunk and its
-/// trees, the commit message (without the generation trailer), `meta.json`
-/// without `previous`, and the `events` tree.
+/// trees, the commit message (without the generation trailer), the record
+/// without `previous`, and the tree the commit builds on — in format 1 the
+/// `events` tree (the root, with `meta.json`, depends on the parent), in
+/// format 2 the root tree itself.
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub(crate) objects: ObjectBatch,
     pub(crate) message: String,
     pub(crate) meta: Meta,
-    pub(crate) events_tree: ObjectId,
+    pub(crate) tree: ObjectId,
+    pub(crate) format: WalFormat,
 }
 
 /// The queue shared by a [`WalManager`] and its clones.
@@ -225,18 +228,7 @@ impl WalManager {
                     let previous = parent.ok_or(WalError::EmptyBatch)?;
                     generation = next_generation(previous, generation)?;
                 }
-                let meta = Meta {
-                    previous: parent.map(|h| h.to_string()),
-                    ..p.meta.clone()
-                };
-                let parents: Vec<ObjectId> = parent.into_iter().collect();
-                let commit = self.add_commit(
-                    &mut commit_objects,
-                    &meta,
-                    vec![entry("events", EntryKind::Tree, p.events_tree)],
-                    &parents,
-                    &with_generation(&p.message, generation),
-                )?;
+                let commit = self.append_commit(&mut commit_objects, p, parent, generation)?;
                 ids.push(commit);
                 parent = Some(commit);
             }

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use larder_codec::Envelope;
 use larder_git::ObjectId;
 
-use crate::meta::Meta;
+use crate::meta::{Meta, WalFormat};
 use crate::read::{load_commit, object_error};
+use crate::trailers;
 use crate::wal::WalManager;
 use crate::walk::{paint, paint_many, paint_skipping};
 use crate::{Result, WalError};
@@ -33,12 +34,22 @@ impl WalManager {
     }
 
     /// How many commits and events are reachable from `head` but not from
-    /// `base`, counted from `meta.json` without decoding chunks (for
-    /// reports; use [`WalManager::incoming`] to verify).
+    /// `base`, counted from the commits' records (format 1's `meta.json`,
+    /// format 2's trailers) without decoding chunks (for reports; use
+    /// [`WalManager::incoming`] to verify).
     pub fn count_between(&self, head: ObjectId, base: Option<ObjectId>) -> Result<(u64, u64)> {
         let painted = paint(self.repo(), head, base)?;
         let mut events: u64 = 0;
         for node in &painted.new {
+            if node.format == WalFormat::V2 {
+                let info = self
+                    .repo()
+                    .read_commit(node.id)
+                    .map_err(|e| object_error(node.id, "<commit>", node.id, e))?;
+                let meta = trailers::parse(node.id, &info.message, &node.parents)?;
+                events = events.saturating_add(meta.events.unwrap_or(0));
+                continue;
+            }
             let root = self
                 .repo()
                 .read_tree(node.tree)
@@ -66,7 +77,7 @@ impl WalManager {
         let mut events = 0;
         let commits = painted.new.len() as u64;
         for node in painted.new {
-            events += load_commit(self.repo(), node.id, node.tree, &node.parents)?
+            events += load_commit(self.repo(), node.id, node.tree, &node.parents, node.format)?
                 .events
                 .len() as u64;
         }
@@ -141,7 +152,7 @@ impl WalManager {
         let painted = paint_skipping(self.repo(), &[head], base, good)?;
         let mut events = 0u64;
         for node in &painted.new {
-            let commit = load_commit(self.repo(), node.id, node.tree, &node.parents)?;
+            let commit = load_commit(self.repo(), node.id, node.tree, &node.parents, node.format)?;
             for (index, event) in commit.events.iter().enumerate() {
                 if let Err(reason) = check(event) {
                     return Err(WalError::EventRefused {
@@ -162,12 +173,16 @@ impl WalManager {
     }
 }
 
-/// `events/YYYY/MM/DD/<chunk id>.bin` of a verified append commit (its
-/// layout was checked by `load_commit`, so this names the real path).
+/// The chunk's path in a verified append commit (its layout was checked by
+/// `load_commit`, so this names the real path): `<chunk id>.bin` in format
+/// 2, `events/YYYY/MM/DD/<chunk id>.bin` in format 1.
 fn chunk_path(commit: &crate::WalCommit) -> String {
     let (Some(first), Some(chunk)) = (commit.events.first(), &commit.meta.chunk) else {
         return "/".into();
     };
+    if commit.meta.format != 1 {
+        return format!("{chunk}.bin");
+    }
     let (y, m, d) = crate::wal::date_of(first.timestamp().millis);
     format!("events/{y}/{m}/{d}/{chunk}.bin")
 }

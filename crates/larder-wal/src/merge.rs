@@ -4,8 +4,9 @@
 use larder_git::{EntryKind, Expected, ObjectBatch, ObjectId};
 
 use crate::append::{next_generation, with_generation};
-use crate::meta::{CommitKind, Meta, WAL_FORMAT_VERSION};
+use crate::meta::{CommitKind, Meta, WalFormat};
 use crate::read::object_error;
+use crate::trailers;
 use crate::wal::{Durability, MERGE_ACTOR, MergeOutcome, WalManager, entry};
 use crate::walk::{independent, load_node};
 use crate::{Result, WalError};
@@ -81,34 +82,45 @@ impl WalManager {
                     .time,
             );
         }
-        let meta = Meta {
-            format: WAL_FORMAT_VERSION,
-            kind: CommitKind::Merge,
-            actor: MERGE_ACTOR.into(),
-            chunk: None,
-            events: None,
-            previous: Some(parents[0].to_string()),
-            merged: parents[1..].iter().map(ToString::to_string).collect(),
-        };
+        let generation = next_generation(newest, generation)?;
         let mut objects = ObjectBatch::new();
-        let meta_bytes = meta.to_bytes();
-        if meta_bytes.len() as u64 > crate::meta::MAX_META_LEN {
-            return Err(WalError::BadMeta {
-                commit: parents[0],
-                reason: format!(
-                    "a merge of {} heads needs a meta.json of {} bytes, over the {} every reader accepts; merge fewer heads at a time",
-                    parents.len(),
-                    meta_bytes.len(),
-                    crate::meta::MAX_META_LEN
-                ),
-            });
-        }
-        let meta_blob = objects.blob(meta_bytes)?;
-        let root = objects.tree(&[entry("meta.json", EntryKind::Blob, meta_blob)])?;
-        let message = with_generation(
-            &format!("larder: merge {} heads\n", parents.len()),
-            next_generation(newest, generation)?,
-        );
+        let (root, message) = match self.options.format {
+            WalFormat::V1 => {
+                let meta = Meta {
+                    format: 1,
+                    kind: CommitKind::Merge,
+                    actor: MERGE_ACTOR.into(),
+                    chunk: None,
+                    events: None,
+                    previous: Some(parents[0].to_string()),
+                    merged: parents[1..].iter().map(ToString::to_string).collect(),
+                };
+                let meta_bytes = meta.to_bytes();
+                if meta_bytes.len() as u64 > crate::meta::MAX_META_LEN {
+                    return Err(WalError::BadMeta {
+                        commit: parents[0],
+                        reason: format!(
+                            "a merge of {} heads needs a meta.json of {} bytes, over the {} every reader accepts; merge fewer heads at a time",
+                            parents.len(),
+                            meta_bytes.len(),
+                            crate::meta::MAX_META_LEN
+                        ),
+                    });
+                }
+                let meta_blob = objects.blob(meta_bytes)?;
+                let root = objects.tree(&[entry("meta.json", EntryKind::Blob, meta_blob)])?;
+                let message = with_generation(
+                    &format!("larder: merge {} heads\n", parents.len()),
+                    generation,
+                );
+                (root, message)
+            }
+            // The parents are the commit's own; its tree is the empty tree.
+            WalFormat::V2 => (
+                objects.tree(&[])?,
+                trailers::with_generation(&trailers::merge_message(parents.len()), generation),
+            ),
+        };
         let commit = objects.commit(root, parents, &message, None, time)?;
         self.repo
             .write_batch(&objects, self.options.durability == Durability::Fsync)?;

@@ -11,8 +11,47 @@ use crate::{Result, WalError};
 /// larger is refused when written, so writer and reader agree.
 pub const MAX_META_LEN: u64 = 4 << 20;
 
-/// The WAL commit format this build writes and reads.
-pub const WAL_FORMAT_VERSION: u32 = 1;
+/// The newest WAL commit format, which this build writes by default; it
+/// reads every format up to this one ([`WalFormat`]).
+pub const WAL_FORMAT_VERSION: u32 = 2;
+
+/// The commit format a [`WalManager`](crate::WalManager) writes. Every
+/// build reads both; a build older than format 2 refuses format-2 commits
+/// (as a bad tree), so a log shared with older builds keeps writing
+/// [`WalFormat::V1`] until every replica is upgraded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WalFormat {
+    /// Format 1: the record in a `meta.json` blob and the chunk at
+    /// `events/YYYY/MM/DD/<chunk-id>.bin` — eight objects per append.
+    V1,
+    /// Format 2: the record in the commit message's trailers and the chunk
+    /// at `<chunk-id>.bin` — three objects per append; a merge's tree is
+    /// empty (see `trailers.rs` and docs/format.md).
+    #[default]
+    V2,
+}
+
+impl WalFormat {
+    /// The newest format this build reads and writes.
+    pub const NEWEST: WalFormat = WalFormat::V2;
+
+    /// The format's version number.
+    pub fn version(self) -> u32 {
+        match self {
+            WalFormat::V1 => 1,
+            WalFormat::V2 => 2,
+        }
+    }
+
+    /// The format numbered `version`, if this build knows it.
+    pub fn from_version(version: u32) -> Option<Self> {
+        match version {
+            1 => Some(WalFormat::V1),
+            2 => Some(WalFormat::V2),
+            _ => None,
+        }
+    }
+}
 
 /// Whether a WAL commit adds a chunk or joins histories.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,12 +63,13 @@ pub enum CommitKind {
     Merge,
 }
 
-/// The contents of `meta.json`. Field order is fixed, so equal records
-/// serialise to equal bytes.
+/// A WAL commit's record: in format 1 the contents of `meta.json` (field
+/// order is fixed, so equal records serialise to equal bytes); in format 2
+/// read from the commit's trailers, parents and tree.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Meta {
-    /// WAL format version ([`WAL_FORMAT_VERSION`]).
+    /// The commit's WAL format version (1 or 2).
     pub format: u32,
     /// Append or merge.
     pub kind: CommitKind,
@@ -64,7 +104,7 @@ impl Meta {
         // Fast path: a record of this format parses straight into `Meta`
         // (going through a `serde_json::Value` first cost a map per commit).
         if let Ok(meta) = serde_json::from_slice::<Meta>(bytes)
-            && meta.format == WAL_FORMAT_VERSION
+            && meta.format == 1
         {
             return Ok(meta);
         }
@@ -74,7 +114,12 @@ impl Meta {
             .get("format")
             .and_then(serde_json::Value::as_u64)
             .ok_or_else(|| bad("no numeric \"format\" field".into()))?;
-        if format != u64::from(WAL_FORMAT_VERSION) {
+        if format == 2 {
+            return Err(bad(
+                "format 2 keeps its record in trailers, not meta.json".into()
+            ));
+        }
+        if format != 1 {
             return Err(WalError::UnsupportedFormat {
                 commit,
                 found: u32::try_from(format).unwrap_or(u32::MAX),

@@ -4,7 +4,8 @@
 use larder_codec::{ActorId, ChunkId, Envelope, decode_chunk_verified};
 use larder_git::{EntryKind, GitError, GitRepo, ObjectId};
 
-use crate::meta::Meta;
+use crate::meta::{CommitKind, Meta, WalFormat};
+use crate::trailers;
 use crate::wal::{WalCommit, WalManager, date_of};
 use crate::walk::{Node, paint, paint_many};
 use crate::{Result, WalError};
@@ -153,7 +154,8 @@ impl WalCommits {
                 .name("larder-wal-read".into())
                 .spawn(move || {
                     for node in odd {
-                        let commit = load_commit(&repo, node.id, node.tree, &node.parents);
+                        let commit =
+                            load_commit(&repo, node.id, node.tree, &node.parents, node.format);
                         if send.send(commit).is_err() {
                             // The stream was dropped.
                             return;
@@ -211,7 +213,13 @@ impl Iterator for WalCommits {
                 Err(_) => self.helper = None,
             }
         }
-        Some(load_commit(&self.repo, node.id, node.tree, &node.parents))
+        Some(load_commit(
+            &self.repo,
+            node.id,
+            node.tree,
+            &node.parents,
+            node.format,
+        ))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -269,9 +277,148 @@ pub(crate) fn object_error(commit: ObjectId, path: &str, id: ObjectId, e: GitErr
     }
 }
 
-/// Reads one WAL commit's tree, `meta.json` and chunk, checking every part
-/// against what larder writes.
+/// Reads one WAL commit — its record, tree and chunk — checking every part
+/// against what larder writes in the commit's `format`.
 pub(crate) fn load_commit(
+    repo: &GitRepo,
+    id: ObjectId,
+    tree: ObjectId,
+    parents: &[ObjectId],
+    format: WalFormat,
+) -> Result<WalCommit> {
+    match format {
+        WalFormat::V1 => load_v1(repo, id, tree, parents),
+        WalFormat::V2 => load_v2(repo, id, tree, parents),
+    }
+}
+
+/// Reads a format-2 commit: the record from its trailers, then a tree that
+/// is empty (a merge) or holds exactly one blob, `<chunk-id>.bin`.
+fn load_v2(
+    repo: &GitRepo,
+    id: ObjectId,
+    tree: ObjectId,
+    parents: &[ObjectId],
+) -> Result<WalCommit> {
+    let bad_tree = |path: &str, reason: String| WalError::BadTree {
+        commit: id,
+        path: path.into(),
+        reason,
+    };
+    let info = repo
+        .read_commit(id)
+        .map_err(|e| object_error(id, "<commit>", id, e))?;
+    let mut meta = trailers::parse(id, &info.message, parents)?;
+    let root = repo
+        .read_tree(tree)
+        .map_err(|e| object_error(id, "/", tree, e))?;
+    if meta.kind == CommitKind::Merge {
+        if let Some(e) = root.first() {
+            return Err(bad_tree(
+                &format!("/{}", e.name),
+                "a merge commit carries no events: its tree is empty".into(),
+            ));
+        }
+        meta.check_parents(id, parents)?;
+        return Ok(WalCommit {
+            id,
+            parents: parents.to_vec(),
+            meta,
+            events: Vec::new(),
+            chunk_bytes: 0,
+        });
+    }
+    let [only] = root.as_slice() else {
+        return Err(bad_tree(
+            "/",
+            format!("expected one chunk, found {} entries", root.len()),
+        ));
+    };
+    let path = only.name.clone();
+    let cid = only
+        .name
+        .strip_suffix(".bin")
+        .and_then(|hex| hex.parse::<ChunkId>().ok())
+        .filter(|cid| only.kind == EntryKind::Blob && format!("{cid}.bin") == only.name)
+        .ok_or_else(|| bad_tree(&path, "expected a blob named <chunk-id>.bin".into()))?;
+    meta.chunk = Some(cid.to_string());
+    meta.check_parents(id, parents)?;
+    if ActorId::new(meta.actor.as_str()).is_err() {
+        return Err(WalError::BadMeta {
+            commit: id,
+            reason: format!("invalid actor {:?}", meta.actor),
+        });
+    }
+    let (events, chunk_bytes) = read_chunk(repo, id, &path, only.id, &cid, &meta)?;
+    Ok(WalCommit {
+        id,
+        parents: parents.to_vec(),
+        meta,
+        events,
+        chunk_bytes,
+    })
+}
+
+/// Reads the chunk blob `blob` at `path` of commit `id` (its size checked
+/// from the object header before it is inflated), decodes and verifies it
+/// against `cid`, and checks it against the record: the event count and
+/// that every event is by the record's actor. Returns the events and the
+/// chunk's size.
+fn read_chunk(
+    repo: &GitRepo,
+    id: ObjectId,
+    path: &str,
+    blob: ObjectId,
+    cid: &ChunkId,
+    meta: &Meta,
+) -> Result<(Vec<Envelope>, u64)> {
+    let (_, size) = repo
+        .object_header(blob)
+        .map_err(|e| object_error(id, path, blob, e))?;
+    if size > larder_codec::MAX_CHUNK_LEN as u64 {
+        return Err(WalError::Chunk {
+            commit: id,
+            path: path.into(),
+            source: Box::new(larder_codec::CodecError::ChunkTooLarge {
+                size: usize::try_from(size).unwrap_or(usize::MAX),
+                limit: larder_codec::MAX_CHUNK_LEN,
+            }),
+        });
+    }
+    let bytes = repo
+        .read_blob(blob)
+        .map_err(|e| object_error(id, path, blob, e))?;
+    let events = decode_chunk_verified(&bytes, cid).map_err(|source| WalError::Chunk {
+        commit: id,
+        path: path.into(),
+        source: Box::new(source),
+    })?;
+    if meta.events != Some(events.len() as u64) {
+        return Err(WalError::BadMeta {
+            commit: id,
+            reason: format!(
+                "the record counts {:?} events, the chunk holds {}",
+                meta.events,
+                events.len()
+            ),
+        });
+    }
+    if let Some(e) = events.iter().find(|e| e.actor().as_str() != meta.actor) {
+        return Err(WalError::BadMeta {
+            commit: id,
+            reason: format!(
+                "chunk holds an event by {}, the record names {}",
+                e.actor(),
+                meta.actor
+            ),
+        });
+    }
+    Ok((events, bytes.len() as u64))
+}
+
+/// Reads a format-1 commit: its tree, `meta.json` and the chunk at
+/// `events/YYYY/MM/DD/<chunk-id>.bin`.
+fn load_v1(
     repo: &GitRepo,
     id: ObjectId,
     tree: ObjectId,
@@ -399,48 +546,9 @@ pub(crate) fn load_commit(
             format!("expected the chunk {expected_name} named in meta.json"),
         ));
     }
-    let (_, size) = repo
-        .object_header(only.id)
-        .map_err(|e| object_error(id, &path, only.id, e))?;
-    if size > larder_codec::MAX_CHUNK_LEN as u64 {
-        return Err(WalError::Chunk {
-            commit: id,
-            path,
-            source: Box::new(larder_codec::CodecError::ChunkTooLarge {
-                size: usize::try_from(size).unwrap_or(usize::MAX),
-                limit: larder_codec::MAX_CHUNK_LEN,
-            }),
-        });
-    }
-    let bytes = repo
-        .read_blob(only.id)
-        .map_err(|e| object_error(id, &path, only.id, e))?;
-    let events = decode_chunk_verified(&bytes, &cid).map_err(|source| WalError::Chunk {
-        commit: id,
-        path: path.clone(),
-        source: Box::new(source),
-    })?;
-    if meta.events != Some(events.len() as u64) {
-        return Err(WalError::BadMeta {
-            commit: id,
-            reason: format!(
-                "meta.json counts {:?} events, the chunk holds {}",
-                meta.events,
-                events.len()
-            ),
-        });
-    }
-    if let Some(e) = events.iter().find(|e| e.actor().as_str() != meta.actor) {
-        return Err(WalError::BadMeta {
-            commit: id,
-            reason: format!(
-                "chunk holds an event by {}, meta.json names {}",
-                e.actor(),
-                meta.actor
-            ),
-        });
-    }
-    let (y, m, d) = date_of(events[0].timestamp().millis);
+    let (events, chunk_bytes) = read_chunk(repo, id, &path, only.id, &cid, &meta)?;
+    let first = events.first().map_or(0, |e| e.timestamp().millis);
+    let (y, m, d) = date_of(first);
     if date != [y, m, d] {
         return Err(bad_tree(
             &path,
@@ -452,6 +560,6 @@ pub(crate) fn load_commit(
         parents: parents.to_vec(),
         meta,
         events,
-        chunk_bytes: bytes.len() as u64,
+        chunk_bytes,
     })
 }

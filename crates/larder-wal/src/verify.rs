@@ -1,4 +1,4 @@
-//! Verifying a whole log: every commit, tree, `meta.json`, chunk and
+//! Verifying a whole log: every commit, tree, record, chunk and
 //! generation number, collecting every problem instead of stopping at the
 //! first.
 
@@ -30,7 +30,7 @@ impl VerifyReport {
 
 impl WalManager {
     /// Reads and verifies the whole log, collecting every problem (missing
-    /// objects, wrong hashes, bad `meta.json`, undecodable chunks, unexpected
+    /// objects, wrong hashes, bad records, undecodable chunks, unexpected
     /// tree entries) instead of stopping at the first.
     pub fn verify(&self) -> Result<VerifyReport> {
         self.verify_with(&|_| {})
@@ -67,7 +67,9 @@ impl WalManager {
                 }
                 Err(e) => report.problems.push(e),
             }
-            match load_commit(&self.repo, id, info.tree, &info.parents) {
+            let loaded = crate::trailers::format_of(id, &info.message)
+                .and_then(|format| load_commit(&self.repo, id, info.tree, &info.parents, format));
+            match loaded {
                 Ok(commit) => report.events += commit.events.len() as u64,
                 Err(e) => report.problems.push(e),
             }

@@ -9,11 +9,11 @@ use larder_codec::{Envelope, Limits};
 use larder_git::{ConsolidationPolicy, EntryKind, GitRepo, Identity, ObjectId, TreeEntry};
 
 use crate::group::GroupCommit;
-use crate::meta::Meta;
+use crate::meta::{Meta, WalFormat};
 use crate::walk::paint;
 use crate::{Result, WalError};
 
-/// The actor recorded in merge commits' `meta.json`: merges are written by
+/// The actor recorded for merge commits: merges are written by
 /// no one in particular, so that every replica writes the same commit.
 pub const MERGE_ACTOR: &str = "larder";
 
@@ -56,6 +56,9 @@ pub struct WalOptions {
     /// 1 MiB and 64 MiB; at most the format's ceilings, which every reader
     /// enforces, so anything appended can be read everywhere).
     pub limits: Limits,
+    /// The commit format appends and merges are written in (format 2 by
+    /// default; every format is read). See [`WalFormat`].
+    pub format: WalFormat,
 }
 
 impl Default for WalOptions {
@@ -68,18 +71,20 @@ impl Default for WalOptions {
             max_lock_waits: 30,
             consolidation: Some(ConsolidationPolicy::default()),
             limits: Limits::default(),
+            format: WalFormat::default(),
         }
     }
 }
 
-/// One WAL commit as read back: its id, parents, `meta.json` and events.
+/// One WAL commit as read back: its id, parents, record and events.
 #[derive(Clone, Debug)]
 pub struct WalCommit {
     /// The commit id.
     pub id: ObjectId,
     /// Its parents (one for an append, several for a merge, none for the first).
     pub parents: Vec<ObjectId>,
-    /// Its `meta.json`.
+    /// Its record (format 1's `meta.json`, or format 2's trailers, parents
+    /// and chunk name, in the same shape).
     pub meta: Meta,
     /// Its events in chunk order (empty for a merge).
     pub events: Vec<Envelope>,

@@ -14,6 +14,8 @@ use std::collections::{BinaryHeap, HashMap};
 
 use larder_git::{CommitInfo, GitRepo, ObjectId};
 
+use crate::meta::WalFormat;
+use crate::trailers::format_of;
 use crate::{Result, WalError};
 
 /// The trailer key carrying a commit's generation number.
@@ -29,6 +31,9 @@ pub(crate) struct Node {
     pub tree: ObjectId,
     pub parents: Vec<ObjectId>,
     pub generation: u64,
+    /// The commit's format, from its message (format 2 names it in a
+    /// trailer), so a reader knows where the record is.
+    pub format: WalFormat,
 }
 
 /// Parses the generation trailer of a commit message.
@@ -46,17 +51,19 @@ pub(crate) fn parse_generation(id: ObjectId, message: &str) -> Result<u64> {
         })
 }
 
-/// Reads a commit's node (tree, parents, generation).
+/// Reads a commit's node (tree, parents, generation, format).
 pub(crate) fn load_node(repo: &GitRepo, id: ObjectId) -> Result<Node> {
     let info: CommitInfo = repo
         .read_commit(id)
         .map_err(|e| crate::read::object_error(id, "<commit>", id, e))?;
     let generation = parse_generation(id, &info.message)?;
+    let format = format_of(id, &info.message)?;
     Ok(Node {
         id,
         tree: info.tree,
         parents: info.parents,
         generation,
+        format,
     })
 }
 

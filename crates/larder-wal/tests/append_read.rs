@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::{batch, event, git, keys, wal_in};
+use common::{batch, event, git, keys, wal_in, wal_in_format};
 use larder_codec::{ActorId, Envelope, Payload, Timestamp};
-use larder_wal::{MergeOutcome, WalError, WalManager};
+use larder_wal::{MergeOutcome, WalError, WalFormat, WalManager};
 
 #[test]
 fn order_is_preserved_within_and_across_chunks() {
@@ -36,7 +36,52 @@ fn a_thousand_appends_pass_git_fsck_and_show_in_git_log() {
     let log = git(dir.path(), &["log", "--format=%s", "refs/larder/test/wal"]);
     assert_eq!(log.lines().count(), 1000);
     assert!(log.lines().all(|l| l == "larder: append 1 event by alice"));
-    // The tree holds only this commit's chunk, under its date.
+    // Format 2: the tree holds only this commit's chunk, named by its id.
+    let tree = git(
+        dir.path(),
+        &["ls-tree", "-r", "--name-only", "refs/larder/test/wal"],
+    );
+    let files: Vec<_> = tree.lines().collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let hex = files[0].strip_suffix(".bin").unwrap();
+    assert!(
+        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{files:?}"
+    );
+    // HEAD, the index and the work tree are untouched.
+    assert!(git(dir.path(), &["status", "--porcelain"]).is_empty());
+    // The record is in trailers git itself parses.
+    let actors = git(
+        dir.path(),
+        &[
+            "log",
+            "--format=%(trailers:key=Larder-Actor,valueonly)%(trailers:key=Larder-Format,valueonly)",
+            "-3",
+            "refs/larder/test/wal",
+        ],
+    );
+    assert_eq!(
+        actors.split_whitespace().collect::<Vec<_>>(),
+        ["alice", "2"].repeat(3)
+    );
+    let generation = git(
+        dir.path(),
+        &[
+            "log",
+            "-1",
+            "--format=%(trailers:key=Larder-Generation,valueonly)",
+            "refs/larder/test/wal",
+        ],
+    );
+    assert_eq!(generation.trim(), "1000");
+}
+
+#[test]
+fn format_1_is_written_on_request_and_both_formats_read_in_one_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = wal_in_format(dir.path(), false, WalFormat::V1);
+    old.append(&batch("alice", 0, 2)).unwrap();
+    // Format 1's layout: the chunk under its date, the record in meta.json.
     let tree = git(
         dir.path(),
         &["ls-tree", "-r", "--name-only", "refs/larder/test/wal"],
@@ -45,10 +90,37 @@ fn a_thousand_appends_pass_git_fsck_and_show_in_git_log() {
     assert_eq!(files.len(), 2, "{files:?}");
     assert!(files[0].starts_with("events/2023/11/14/") && files[0].ends_with(".bin"));
     assert_eq!(files[1], "meta.json");
-    // HEAD, the index and the work tree are untouched.
-    assert!(git(dir.path(), &["status", "--porcelain"]).is_empty());
     let show = git(dir.path(), &["show", "refs/larder/test/wal:meta.json"]);
     assert!(show.contains("\"actor\": \"alice\""), "{show}");
+    assert!(show.contains("\"format\": 1"), "{show}");
+
+    // A format-2 writer continues the same log; a format-1 one after it.
+    let new = WalManager::new(larder_git::GitRepo::open(dir.path()).unwrap(), "test").unwrap();
+    new.append(&batch("bob", 0, 3)).unwrap();
+    old.append(&batch("alice", 2, 1)).unwrap();
+    let mut formats = Vec::new();
+    let mut events = Vec::new();
+    for c in new.commits_since(None).unwrap() {
+        let c = c.unwrap();
+        formats.push(c.meta.format);
+        events.extend(c.events);
+    }
+    assert_eq!(formats, [1, 2, 1]);
+    assert_eq!(
+        keys(&events),
+        [
+            ("alice", 0),
+            ("alice", 1),
+            ("bob", 0),
+            ("bob", 1),
+            ("bob", 2),
+            ("alice", 2)
+        ]
+        .map(|(a, n)| (a.to_string(), n))
+    );
+    assert!(new.verify().unwrap().is_ok());
+    assert!(old.verify().unwrap().is_ok());
+    git(dir.path(), &["fsck", "--full", "--strict", "--no-dangling"]);
 }
 
 #[test]

@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{batch, wal_in};
+use common::{batch, wal_in, wal_in_format};
 use larder_codec::{ActorId, CodecError, Envelope, Limits, MAX_DEPTH, Payload, Timestamp, Value};
 use larder_git::{EntryKind, Expected, TreeEntry};
-use larder_wal::{Meta, WalError, WalManager, WalOptions};
+use larder_wal::{Meta, WalError, WalFormat, WalManager, WalOptions};
 use proptest::prelude::*;
 
 fn envelope(n: u64, payload: Payload) -> Envelope {
@@ -206,13 +206,17 @@ fn a_generation_of_u64_max_is_a_typed_error_not_an_overflow() {
 
 #[test]
 fn a_merge_claiming_events_is_refused() {
+    merge_claiming_events(WalFormat::V1);
+    merge_claiming_events(WalFormat::V2);
+}
+
+fn merge_claiming_events(format: WalFormat) {
     let dir = tempfile::tempdir().unwrap();
-    let wal = wal_in(dir.path(), true);
+    let wal = wal_in_format(dir.path(), true, format);
     wal.append(&batch("actor-1", 0, 1)).unwrap();
-    let a = wal.head().unwrap().unwrap();
     // A second line of history, then a real merge of both.
     let other_dir = tempfile::tempdir().unwrap();
-    let other = wal_in(other_dir.path(), true);
+    let other = wal_in_format(other_dir.path(), true, format);
     other.append(&batch("actor-2", 0, 1)).unwrap();
     let b = other.head().unwrap().unwrap();
     wal.repo().copy_reachable_from(other.repo(), &[b]).unwrap();
@@ -220,34 +224,46 @@ fn a_merge_claiming_events_is_refused() {
         larder_wal::MergeOutcome::Merged(m) => m,
         other => panic!("expected a merge, got {other:?}"),
     };
-    let _ = a;
-    // Rewrite the merge's meta.json to claim a trillion events.
     let repo = wal.repo();
     let info = repo.read_commit(merge).unwrap();
-    let mut root = repo.read_tree(info.tree).unwrap();
-    let meta_entry = root.iter().find(|e| e.name == "meta.json").unwrap().id;
-    let meta = Meta::parse(merge, &repo.read_blob(meta_entry).unwrap()).unwrap();
-    let lying = Meta {
-        events: Some(1_000_000_000_000),
-        ..meta
+    let forged = match format {
+        // Rewrite the merge's meta.json to claim a trillion events.
+        WalFormat::V1 => {
+            let mut root = repo.read_tree(info.tree).unwrap();
+            let meta_entry = root.iter().find(|e| e.name == "meta.json").unwrap().id;
+            let meta = Meta::parse(merge, &repo.read_blob(meta_entry).unwrap()).unwrap();
+            let lying = Meta {
+                events: Some(1_000_000_000_000),
+                ..meta
+            };
+            let blob = repo.write_blob(&lying.to_bytes()).unwrap();
+            root.iter_mut().find(|e| e.name == "meta.json").unwrap().id = blob;
+            let tree = repo
+                .write_tree(
+                    &root
+                        .iter()
+                        .map(|e| TreeEntry {
+                            name: e.name.clone(),
+                            kind: EntryKind::Blob,
+                            id: e.id,
+                        })
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap();
+            repo.write_commit(tree, &info.parents, &info.message, None, info.time)
+                .unwrap()
+        }
+        // Add the trailers of an append claiming a trillion events.
+        _ => {
+            let message = info.message.replace(
+                "Larder-Format: 2\n",
+                "Larder-Format: 2\nLarder-Actor: actor-1\nLarder-Events: 1000000000000\n",
+            );
+            assert_ne!(message, info.message);
+            repo.write_commit(info.tree, &info.parents, &message, None, info.time)
+                .unwrap()
+        }
     };
-    let blob = repo.write_blob(&lying.to_bytes()).unwrap();
-    root.iter_mut().find(|e| e.name == "meta.json").unwrap().id = blob;
-    let tree = repo
-        .write_tree(
-            &root
-                .iter()
-                .map(|e| TreeEntry {
-                    name: e.name.clone(),
-                    kind: EntryKind::Blob,
-                    id: e.id,
-                })
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
-    let forged = repo
-        .write_commit(tree, &info.parents, &info.message, None, info.time)
-        .unwrap();
     repo.update_ref(wal.ref_name(), Expected::MustBe(merge), forged, "forge")
         .unwrap();
     let report = wal.verify().unwrap();
@@ -259,7 +275,7 @@ fn a_merge_claiming_events_is_refused() {
         "{:?}",
         report.problems
     );
-    // Counting from meta.json refuses it too, instead of reporting 10^12.
+    // Counting from the record refuses it too, instead of reporting 10^12.
     assert!(wal.count_between(forged, Some(b)).is_err());
 }
 

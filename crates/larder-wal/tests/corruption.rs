@@ -1,11 +1,12 @@
-//! Bad data in the repository: each is a typed error naming commit and path,
+//! Bad data in format-1 commits (`meta.json`, date-sharded trees; still read
+//! and optionally written): each is a typed error naming commit and path,
 //! reads never modify the log, and `verify` lists every problem.
 
 mod common;
 
-use common::{batch, wal_in};
+use common::{batch, wal_in_format};
 use larder_git::{EntryKind, GitRepo, ObjectId, TreeEntry};
-use larder_wal::{Meta, WalError, WalManager};
+use larder_wal::{Meta, WalError, WalFormat, WalManager};
 
 /// Rebuilds the log's history commit by commit (oldest first), letting
 /// `tamper` rewrite the root tree entries of chosen commits; `meta.json`'s
@@ -114,7 +115,7 @@ fn loose_path(repo: &GitRepo, id: ObjectId) -> std::path::PathBuf {
 
 fn setup(commits: u64) -> (tempfile::TempDir, WalManager) {
     let dir = tempfile::tempdir().unwrap();
-    let wal = wal_in(dir.path(), false);
+    let wal = wal_in_format(dir.path(), false, WalFormat::V1);
     for n in 0..commits {
         wal.append(&batch("a", n * 2, 2)).unwrap();
     }
@@ -176,13 +177,20 @@ fn malformed_and_future_meta_json_are_typed() {
             repo,
             root,
             "meta.json",
-            br#"{"format": 2, "whatever": true}"#,
+            br#"{"format": 3, "whatever": true}"#,
         );
     });
     assert!(matches!(
         wal.read_all(),
-        Err(WalError::UnsupportedFormat { commit, found: 2, supported: 1 }) if commit == ids[0]
+        Err(WalError::UnsupportedFormat { commit, found: 3, supported: 2 }) if commit == ids[0]
     ));
+
+    // Format 2 has no meta.json: one claiming it is bad, not "future".
+    let (_dir, wal) = setup(1);
+    let ids = rewrite(&wal, |_, repo, root| {
+        set_blob(repo, root, "meta.json", br#"{"format": 2}"#);
+    });
+    assert!(matches!(wal.read_all(), Err(WalError::BadMeta { commit, .. }) if commit == ids[0]));
 }
 
 #[test]
@@ -305,7 +313,7 @@ fn verify_lists_every_bad_object() {
 #[test]
 fn verify_reports_a_missing_commit_and_keeps_going() {
     let dir = tempfile::tempdir().unwrap();
-    let wal = wal_in(dir.path(), false);
+    let wal = wal_in_format(dir.path(), false, WalFormat::V1);
     let first = wal.append(&batch("a", 0, 1)).unwrap();
     wal.append(&batch("a", 1, 1)).unwrap();
     unpack_all(wal.repo());

@@ -38,6 +38,11 @@ pub use at::LogAt;
 /// The git config key that makes every write of a repository durable
 /// against power loss (`true`: [`wal::Durability::Fsync`]).
 pub const FSYNC_CONFIG: &str = "larder.fsync";
+
+/// The git config key choosing the WAL commit format new commits are
+/// written in: `2` (the default) or `1`, for a log shared with builds
+/// older than format 2 (they refuse format-2 commits). Both are read.
+pub const WAL_FORMAT_CONFIG: &str = "larder.walFormat";
 pub use branch::{BRANCH_LOGS_CONFIG, branch_suffix};
 pub use crypt::{Data, Decryptor, KeyId, LogEvent, LogKey};
 pub use identity::{ACTOR_CONFIG, ACTOR_ENV, ActorSource};
@@ -362,9 +367,29 @@ impl Larder {
             name,
             wal::WalOptions {
                 durability: self.durability,
+                format: self.wal_format()?,
                 ..wal::WalOptions::default()
             },
         )?)
+    }
+
+    /// The WAL commit format this handle writes: `git config
+    /// larder.walFormat` (1 or 2), format 2 when unset. Any other value is
+    /// [`LarderError::Config`], so a typo never silently picks a format.
+    pub fn wal_format(&self) -> Result<wal::WalFormat> {
+        let config = self.repo.gix().config_snapshot();
+        let Some(value) = config.string(WAL_FORMAT_CONFIG) else {
+            return Ok(wal::WalFormat::default());
+        };
+        let text = value.to_string();
+        text.trim()
+            .parse::<u32>()
+            .ok()
+            .and_then(wal::WalFormat::from_version)
+            .ok_or_else(|| LarderError::Config {
+                key: WAL_FORMAT_CONFIG.into(),
+                reason: format!("{text:?} is not a WAL format this build writes (1 or 2)"),
+            })
     }
 
     /// How this handle's logs reach the disk (see [`Larder::with_durability`]).

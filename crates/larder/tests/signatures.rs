@@ -205,7 +205,8 @@ fn a_strict_replica_quarantines_bad_heads_and_merges_the_rest() {
     );
     for r in &report.rejected {
         assert!(
-            r.commit.is_some() && r.path.as_deref().is_some_and(|p| p.starts_with("events/")),
+            // The chunk's path: `<chunk-id>.bin` (format 2).
+            r.commit.is_some() && r.path.as_deref().is_some_and(|p| p.ends_with(".bin")),
             "{r}"
         );
         assert!(r.head_ref.ends_with(&format!("/heads/{}", r.actor)), "{r}");

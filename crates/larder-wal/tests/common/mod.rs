@@ -22,13 +22,23 @@ pub fn batch(actor: &str, start: u64, len: u64) -> Vec<Envelope> {
 }
 
 pub fn wal_in(dir: &Path, bare: bool) -> WalManager {
+    wal_in_format(dir, bare, larder_wal::WalFormat::default())
+}
+
+/// [`wal_in`], writing commits in `format`.
+#[allow(dead_code)]
+pub fn wal_in_format(dir: &Path, bare: bool, format: larder_wal::WalFormat) -> WalManager {
     let repo = if bare {
         GitRepo::init_bare(dir)
     } else {
         GitRepo::init(dir)
     }
     .unwrap();
-    WalManager::new(repo, "test").unwrap()
+    let options = larder_wal::WalOptions {
+        format,
+        ..larder_wal::WalOptions::default()
+    };
+    WalManager::with_options(repo, "test", options).unwrap()
 }
 
 /// The `git` binary, the interoperability oracle.
