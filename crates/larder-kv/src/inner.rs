@@ -129,7 +129,7 @@ impl Inner {
             tracing::warn!(log = %self.wal.ref_name(), commit = %done.commit, error = %e,
                 "key-value write committed, then failed");
         }
-        if let Err(e) = self.fold_own(core, done.commit, before, &envelopes) {
+        if let Err(e) = self.fold_own(core, done.commit, done.parent, before, &envelopes) {
             tracing::warn!(log = %self.wal.ref_name(), error = %e,
                 "key-value write committed; folding it into the view failed (retried on next use)");
         }
@@ -139,23 +139,22 @@ impl Inner {
 
 impl Inner {
     /// Folds this handle's own commit from the envelopes in hand when it
-    /// sits directly on the view's position at the head (nobody appended
-    /// in between), saving the read back and re-verification of its
-    /// chunk; otherwise catches up from the log.
+    /// sits directly on the view's position (nobody appended in between:
+    /// its parent, as the append reports it, is the position), saving the
+    /// read back and re-verification of its chunk — and the rescan of the
+    /// pack directory that reading a just-written pack costs; otherwise
+    /// catches up from the log. Commits appended after it are left to the
+    /// next catch-up, as the view's position is then an ancestor of the
+    /// head.
     pub(crate) fn fold_own(
         &mut self,
         core: &Core,
         commit: ObjectId,
+        parent: Option<ObjectId>,
         before: Option<ObjectId>,
         envelopes: &[Envelope],
     ) -> Result<()> {
-        let direct = self.wal.head()? == Some(commit)
-            && self
-                .wal
-                .repo()
-                .read_commit(commit)
-                .is_ok_and(|c| c.parents == before.into_iter().collect::<Vec<_>>());
-        if !direct {
+        if parent != before {
             return self.catch_up(core).map(|_| ());
         }
         self.store.ensure_writable(&self.wal, &self.snapshots)?;

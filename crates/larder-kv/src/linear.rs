@@ -407,7 +407,8 @@ impl Linear {
                 "linearizable write committed; moving the local log failed (repaired on next use)");
             return;
         }
-        if let Err(e) = inner.fold_own(core, commit, base, events) {
+        // The commit was written on `base`.
+        if let Err(e) = inner.fold_own(core, commit, base, base, events) {
             tracing::warn!(chain = %self.chain, %commit, error = %e,
                 "linearizable write committed; folding it into the view failed (retried on next use)");
         }

@@ -69,8 +69,8 @@ struct State {
 
 #[derive(Debug)]
 enum Outcome {
-    /// The append is on the ref, in this commit.
-    Committed(ObjectId),
+    /// The append is on the ref, in this commit, on this parent.
+    Committed(ObjectId, Option<ObjectId>),
     /// The group failed before the ref moved: the append is written alone,
     /// so that its caller gets its own error (or success).
     Alone(Prepared),
@@ -132,11 +132,11 @@ impl WalManager {
             if let Some(outcome) = state.done.remove(&ticket) {
                 drop(state);
                 return match outcome {
-                    Outcome::Committed(commit) => Ok(self.committed(commit)),
+                    Outcome::Committed(commit, parent) => Ok(self.committed(commit, parent)),
                     Outcome::Alone(prepared) => {
                         let ids = self.commit_chain(std::slice::from_ref(&prepared))?;
-                        let commit = ids.last().copied().ok_or(WalError::EmptyBatch)?;
-                        Ok(self.committed(commit))
+                        let (commit, parent) = ids.last().copied().ok_or(WalError::EmptyBatch)?;
+                        Ok(self.committed(commit, parent))
                     }
                 };
             }
@@ -163,11 +163,11 @@ impl WalManager {
             let result = match written {
                 Ok(ids) => {
                     let mut mine = Err(WalError::EmptyBatch);
-                    for ((t, _), id) in leading.group.drain(..).zip(ids) {
+                    for ((t, _), (id, parent)) in leading.group.drain(..).zip(ids) {
                         if t == ticket {
-                            mine = Ok(id);
+                            mine = Ok((id, parent));
                         } else {
-                            state.done.insert(t, Outcome::Committed(id));
+                            state.done.insert(t, Outcome::Committed(id, parent));
                         }
                     }
                     mine
@@ -183,22 +183,24 @@ impl WalManager {
         // Hands out the remaining members (on failure) and passes on
         // leadership.
         drop(leading);
-        Ok(self.committed(mine?))
+        let (commit, parent) = mine?;
+        Ok(self.committed(commit, parent))
     }
 
     /// The result of an append whose commit is on the ref: the ref's fsync
     /// (with [`Durability::Fsync`]) is done by each caller for itself, so a
     /// failure there reaches every caller of the group as its own
     /// `after_commit`, never as an error.
-    fn committed(&self, commit: ObjectId) -> Committed {
+    fn committed(&self, commit: ObjectId, parent: Option<ObjectId>) -> Committed {
         Committed {
             commit,
+            parent,
             after_commit: self.sync_ref_if_durable().err(),
         }
     }
 
     /// [`WalManager::commit_chain_refs`] for owned members.
-    fn commit_chain(&self, members: &[Prepared]) -> Result<Vec<ObjectId>> {
+    fn commit_chain(&self, members: &[Prepared]) -> Result<Vec<(ObjectId, Option<ObjectId>)>> {
         let refs: Vec<&Prepared> = members.iter().collect();
         self.commit_chain_refs(&refs)
     }
@@ -206,8 +208,11 @@ impl WalManager {
     /// Writes `members` as a chain of append commits on the current head
     /// (one pack for all of them) and moves the ref once, by
     /// compare-and-swap, to the last; on a lost race rebuilds the chain on
-    /// the new head. Returns each member's commit, in order.
-    fn commit_chain_refs(&self, members: &[&Prepared]) -> Result<Vec<ObjectId>> {
+    /// the new head. Returns each member's commit and its parent, in order.
+    fn commit_chain_refs(
+        &self,
+        members: &[&Prepared],
+    ) -> Result<Vec<(ObjectId, Option<ObjectId>)>> {
         let mut attempts = 0;
         let mut lock_waits = 0;
         loop {
@@ -229,7 +234,7 @@ impl WalManager {
                     generation = next_generation(previous, generation)?;
                 }
                 let commit = self.append_commit(&mut commit_objects, p, parent, generation)?;
-                ids.push(commit);
+                ids.push((commit, parent));
                 parent = Some(commit);
             }
             let last = parent.ok_or(WalError::EmptyBatch)?;

@@ -99,6 +99,12 @@ pub struct WalCommit {
 pub struct Committed {
     /// The commit now at the head of the log (or in its history).
     pub commit: ObjectId,
+    /// The commit's parent: the head it was written on (in a group, the
+    /// previous member's commit), `None` for a log's first commit. A
+    /// caller whose view stood at this parent can apply its own events
+    /// without reading the commit back (which would make the object store
+    /// rescan its packs for the one just written).
+    pub parent: Option<ObjectId>,
     /// A failure after the compare-and-swap succeeded: with
     /// [`Durability::Fsync`], the fsync of the ref. The commit is visible
     /// to readers but may not survive a power loss.

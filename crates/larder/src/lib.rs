@@ -496,6 +496,7 @@ impl Larder {
             identity: self.identity.clone(),
             keys: self.keys.clone(),
             clock: self.clock.clone(),
+            clock_cache: Default::default(),
         })
     }
 

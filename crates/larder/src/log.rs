@@ -48,7 +48,23 @@ pub struct Log {
     pub(crate) identity: Arc<Identity>,
     pub(crate) keys: Arc<crate::signing::Keys>,
     pub(crate) clock: SharedHlc,
+    /// This handle's copy of the clock cache (see [`Log::clock_file`]).
+    pub(crate) clock_cache: Arc<std::sync::Mutex<ClockCache>>,
 }
+
+/// The clock cache as this handle last stored it, and how many appends
+/// stored it since the file was last written. The file is written on a
+/// handle's first append and then every [`CLOCK_FILE_EVERY`]th: it is only a
+/// starting point (a stale one costs a reread of the commits after it), and
+/// writing it on every append was one more file created per append.
+#[derive(Debug, Default)]
+pub(crate) struct ClockCache {
+    entry: Option<(ObjectId, codec::Timestamp)>,
+    unsaved: u32,
+}
+
+/// How many appends of one handle may pass between writes of the clock file.
+const CLOCK_FILE_EVERY: u32 = 16;
 
 impl Log {
     /// Appends one event of `kind` with any serde `data`; returns the commit.
@@ -111,9 +127,14 @@ impl Log {
             last = clock.last();
         }
         let done = self.wal.append_committed(&envelopes)?;
-        // Covered: everything up to the head observed before appending; the
-        // next append reads from there (including this commit).
-        if let Some(head) = observed_head {
+        // Covered: everything up to the head observed before appending, and
+        // this commit too when it sits right on that head (its events are
+        // the clock's own) — so the next append reads nothing back, not even
+        // the pack just written. Otherwise the next append reads from the
+        // observed head (including this commit).
+        if done.parent == observed_head {
+            self.store_clock(done.commit, last);
+        } else if let Some(head) = observed_head {
             self.store_clock(head, last);
         }
         Ok(Committed {
@@ -128,10 +149,25 @@ impl Log {
         state_dir(&self.wal).join("clock")
     }
 
-    /// Writes the clock cache atomically (temp file + rename). It is a
-    /// cache: failing to write it costs the next append a reread, so the
-    /// failure is a warning, never an error of the append.
+    /// Stores the clock cache in this handle, and in its file (atomically:
+    /// temp file + rename) on the handle's first store and every
+    /// [`CLOCK_FILE_EVERY`]th after. It is a cache: failing to write it
+    /// costs the next append a reread, so the failure is a warning, never
+    /// an error of the append.
     fn store_clock(&self, head: ObjectId, last: codec::Timestamp) {
+        {
+            let mut cache = self
+                .clock_cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let first = cache.entry.is_none();
+            cache.entry = Some((head, last));
+            cache.unsaved += 1;
+            if !first && cache.unsaved < CLOCK_FILE_EVERY {
+                return;
+            }
+            cache.unsaved = 0;
+        }
         let path = self.clock_file();
         let write = || -> std::io::Result<()> {
             let dir = path.parent().unwrap_or(&path);
@@ -154,6 +190,14 @@ impl Log {
     /// checksum matches: a changed byte (a lower clock reading would let new
     /// events sort before old ones) means "reread", like no cache at all.
     fn load_clock(&self) -> Option<(ObjectId, codec::Timestamp)> {
+        if let Some(entry) = self
+            .clock_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry
+        {
+            return Some(entry);
+        }
         let text = std::fs::read_to_string(self.clock_file()).ok()?;
         let (line, sum) = text.trim_end().rsplit_once(' ')?;
         if sum != clock_checksum(line) {

@@ -99,6 +99,9 @@ fn the_clock_cache_is_written_and_a_lost_position_means_reread() {
         foreign.to_string(),
     ] {
         std::fs::write(&cache, cache_line(&format!("{position} 1 0"))).unwrap();
+        // A new handle (as in a new process) starts from the file; a
+        // handle keeps its own copy of the cache once it has appended.
+        let log = larder.log("notes").unwrap();
         let next = log.append("n", &3).unwrap();
         let events = log.events().unwrap();
         assert_eq!(events.last().unwrap().kind(), "n");
@@ -115,7 +118,16 @@ fn the_clock_cache_is_written_and_a_lost_position_means_reread() {
     }
     // A torn or garbage cache is a reread too.
     std::fs::write(&cache, "garbage").unwrap();
+    let log = larder.log("notes").unwrap();
     log.append("n", &4).unwrap();
+    // The handle's later appends read nothing back and write the file
+    // again within 16 appends.
+    for n in 5..21 {
+        log.append("n", &n).unwrap();
+    }
+    let text = std::fs::read_to_string(&cache).unwrap();
+    let head = log.wal().head().unwrap().unwrap();
+    assert!(text.starts_with(&head.to_string()), "{text}");
 }
 
 /// A clock cache line as larder writes it: the fields, then a checksum.
