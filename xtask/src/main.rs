@@ -241,6 +241,16 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("sync/pull_nothing_new_10_heads", "time", "(growth)"),
     ("sync/pull_nothing_new_100_heads", "time", "(growth)"),
     ("sync/pull_nothing_new_1000_heads", "time", "<= 50 ms"),
+    (
+        "sync/push_100_single_event_commits_to_200_packs",
+        "time",
+        "(presence per transfer)",
+    ),
+    (
+        "sync/pull_100_single_event_commits_into_200_packs",
+        "time",
+        "(presence per transfer)",
+    ),
     ("kv/get_warm_10k_keys", "/s", ">= 500k /s"),
     ("kv/scan_10k_keys", "time", "<= 10 ms"),
     ("kv/open_up_to_date_10k_keys", "time", "<= 10 ms"),
