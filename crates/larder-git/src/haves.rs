@@ -5,12 +5,13 @@
 //! pack may have appeared), and every object a transfer brings is a miss:
 //! asking about each one cost ~17 µs with one pack and ~1.1 ms with 200
 //! (issue #17; a real 8-replica run's p95 sync took 167 ms). A
-//! [`Haves`] instead opens one store on the receiver that never rescans (a
-//! snapshot of its pack directory) and asks it only about commits: the walk
-//! from the tips stops at the first commit the receiver holds, as git's
-//! negotiation stops at a common commit, and the trees and blobs of the new
-//! commits are told apart from what the receiver holds by comparing each
-//! new tree with its parents' trees (a diff), with no lookup at all.
+//! [`Haves`] instead brings the receiver's store up to date once (one
+//! listing) and then asks it in a mode that never rescans (a snapshot of
+//! its pack directory), and mostly about commits: the walk from the tips
+//! stops at the first commit the receiver holds, as git's negotiation stops
+//! at a common commit, and the trees and blobs of the new commits are told
+//! apart from what the receiver holds by comparing each new tree with its
+//! parents' trees (a diff), not by a lookup each.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -37,11 +38,12 @@ type Entries = Arc<[Item]>;
 /// copies into it ([`Haves::copy_from`]) — one pull of many heads, one push
 /// and its retries.
 ///
-/// **What is known.** A snapshot of the receiver's object store, opened on
-/// the first copy: its pack indexes and loose objects as they were then,
-/// never rescanned, so a question costs index lookups, not a listing of the
-/// pack directory. Plus everything this value has itself written, which
-/// the snapshot cannot see.
+/// **What is known.** A snapshot of the receiver's object store, taken on
+/// the first copy: its pack indexes and loose objects as they were then
+/// (one listing of `objects/pack`), never rescanned afterwards, so a
+/// question costs index lookups, not a listing of the pack directory. Plus
+/// everything this value has itself written, which the snapshot does not
+/// see.
 ///
 /// **What is assumed.** An object the receiver holds comes with everything
 /// it reaches: a commit with its trees, blobs and whole history, a tree with
@@ -61,7 +63,8 @@ type Entries = Arc<[Item]>;
 /// rare, and never a missing object.
 pub struct Haves {
     receiver: GitRepo,
-    /// The receiver's object store, never rescanned; opened on first use.
+    /// A handle on the receiver's object store that never rescans; set up
+    /// on first use.
     snapshot: Option<gix::Repository>,
     /// Every object written by this value: each is present with all it
     /// reaches.
@@ -210,19 +213,36 @@ impl Haves {
         Ok(copied)
     }
 
+    /// Sets up the snapshot: a handle on the receiver's own object store
+    /// (shared with its clones, so the pack indexes a long-lived handle
+    /// has loaded are not loaded again), brought up to date with one
+    /// listing of `objects/pack` — a lookup that misses, in gix's default
+    /// refresh mode — and from then on never rescanning. A store that has
+    /// not looked at the disk yet needs no such lookup: its first one lists
+    /// the directory anyway. If the lookup fails rather than misses (the
+    /// store has too few slots for the packs on disk now) or gix panics in
+    /// the shared store, a store of the snapshot's own is opened instead.
     fn open_snapshot(&mut self) -> Result<()> {
-        if self.snapshot.is_none() {
+        if self.snapshot.is_some() {
+            return Ok(());
+        }
+        let mut repo = self.receiver.repo.clone();
+        let current = repo.objects.store_ref().metrics().num_refreshes == 0
+            || matches!(
+                crate::objects::shared_store(
+                    || repo.try_find_header(ObjectId::null(gix::hash::Kind::Sha1))
+                ),
+                Some(Ok(None))
+            );
+        if !current {
             let dir = self.receiver.git_dir();
-            let mut repo = open_sized(dir).map_err(|e| GitError::Open {
+            repo = open_sized(dir).map_err(|e| GitError::Open {
                 path: dir.display().to_string(),
                 source: Box::new(e),
             })?;
-            // A miss is then answered from the indexes and loose objects
-            // known when the store was first used, without listing
-            // `objects/pack` again.
-            repo.objects.refresh_never();
-            self.snapshot = Some(repo);
         }
+        repo.objects.refresh_never();
+        self.snapshot = Some(repo);
         Ok(())
     }
 
@@ -230,10 +250,10 @@ impl Haves {
     /// by this value, or in the snapshot.
     fn holds(&self, id: ObjectId) -> bool {
         self.written.contains(&id)
-            || self
-                .snapshot
-                .as_ref()
-                .is_some_and(|s| s.objects.exists_without_refresh(&id))
+            || self.snapshot.as_ref().is_some_and(|s| {
+                crate::objects::shared_store(|| s.objects.exists_without_refresh(&id))
+                    .unwrap_or(false)
+            })
     }
 
     /// An object of the receiver from the snapshot, if it is there and of
