@@ -168,8 +168,9 @@ fn parse_tree(id: ObjectId, data: &[u8]) -> Result<Entries> {
 
 impl GitRepo {
     /// What this repository holds, for copies into it: see [`Haves`]. Costs
-    /// nothing until the first copy, which opens one snapshot of the
-    /// object store; reuse the value for every copy of one pull or push.
+    /// nothing until the first copy, which takes one snapshot of the object
+    /// store (one listing of `objects/pack`); reuse the value for every
+    /// copy of one pull or push.
     pub fn haves(&self) -> Haves {
         Haves {
             receiver: self.clone(),

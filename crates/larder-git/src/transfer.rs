@@ -24,10 +24,10 @@ impl GitRepo {
     /// and nothing is written.
     ///
     /// What `self` lacks is decided once per call, not per object: see
-    /// [`Haves`](crate::Haves) — one snapshot of the object store, asked
-    /// only about commits; the walk stops at commits `self` holds, and the
-    /// trees and blobs of new commits are compared with their parents'
-    /// trees. For several copies into one repository (a pull of many
+    /// [`Haves`](crate::Haves) — one snapshot of the object store that
+    /// never rescans, asked about commits (and objects at paths new to a
+    /// commit); the walk stops at commits `self` holds, and the trees and
+    /// blobs of new commits are compared with their parents' trees. For several copies into one repository (a pull of many
     /// heads), [`GitRepo::haves`] and [`Haves::copy_from`](crate::Haves::copy_from)
     /// open the snapshot once for all of them.
     pub fn copy_reachable_from(&self, source: &GitRepo, tips: &[ObjectId]) -> Result<usize> {
