@@ -5,9 +5,9 @@
 //! pack may have appeared), and every object a transfer brings is a miss:
 //! asking about each one cost ~17 µs with one pack and ~1.1 ms with 200
 //! (issue #17; a real 8-replica run's p95 sync took 167 ms). A
-//! [`Haves`] instead brings the receiver's store up to date once (one
-//! listing) and then asks it in a mode that never rescans (a snapshot of
-//! its pack directory), and mostly about commits: the walk from the tips
+//! [`Haves`] instead asks the receiver's store in a mode that never
+//! rescans, brought up to date at most once (one listing, at its first
+//! miss), and mostly about commits: the walk from the tips
 //! stops at the first commit the receiver holds, as git's negotiation stops
 //! at a common commit, and the trees and blobs of the new commits are told
 //! apart from what the receiver holds by comparing each new tree with its
@@ -38,12 +38,13 @@ type Entries = Arc<[Item]>;
 /// copies into it ([`Haves::copy_from`]) — one pull of many heads, one push
 /// and its retries.
 ///
-/// **What is known.** A snapshot of the receiver's object store, taken on
-/// the first copy: its pack indexes and loose objects as they were then
-/// (one listing of `objects/pack`), never rescanned afterwards, so a
-/// question costs index lookups, not a listing of the pack directory. Plus
-/// everything this value has itself written, which the snapshot does not
-/// see.
+/// **What is known.** A snapshot of the receiver's object store: the
+/// receiver handle's own store (its pack indexes loaded already), brought
+/// up to date with the disk at the first question it cannot answer — one
+/// listing of `objects/pack` — and never rescanned afterwards, so a
+/// question costs index lookups, not a listing of the pack directory; a
+/// copy that finds everything held lists nothing. Plus everything this
+/// value has itself written, which the snapshot does not see.
 ///
 /// **What is assumed.** An object the receiver holds comes with everything
 /// it reaches: a commit with its trees, blobs and whole history, a tree with
@@ -56,9 +57,9 @@ type Entries = Arc<[Item]>;
 ///
 /// **Never too little.** Nothing is skipped unless the snapshot holds it,
 /// this value wrote it, or it hangs under a tree that is one of those. A
-/// stale snapshot (a pack written after it was opened) only ever answers
-/// "absent" for an object that is present, and the object is then written
-/// again: harmless, git reads either copy. That happens too for an object a
+/// stale snapshot (a pack another process wrote after the listing) only
+/// ever answers "absent" for an object that is present, and the object is
+/// then written again: harmless, git reads either copy. That happens too for an object a
 /// new commit takes from further back than its parents (a reverted file):
 /// rare, and never a missing object.
 pub struct Haves {
@@ -66,6 +67,9 @@ pub struct Haves {
     /// A handle on the receiver's object store that never rescans; set up
     /// on first use.
     snapshot: Option<gix::Repository>,
+    /// Whether the snapshot has been brought up to date with the disk
+    /// since this value was made (done on the first miss).
+    refreshed: bool,
     /// Every object written by this value: each is present with all it
     /// reaches.
     written: HashSet<ObjectId>,
@@ -175,6 +179,7 @@ impl GitRepo {
         Haves {
             receiver: self.clone(),
             snapshot: None,
+            refreshed: false,
             written: HashSet::new(),
             commit_trees: HashMap::new(),
             trees: HashMap::new(),
@@ -192,7 +197,7 @@ impl Haves {
     /// ([`GitError::WrongObjectKind`]) writes nothing. After an error this
     /// value can go on with other tips.
     pub fn copy_from(&mut self, source: &GitRepo, tips: &[ObjectId]) -> Result<usize> {
-        self.open_snapshot()?;
+        self.open_snapshot();
         let mut plan = Plan::new(source);
         let roots = self.plan_commits(&mut plan, tips)?;
         for root in roots {
@@ -216,45 +221,66 @@ impl Haves {
 
     /// Sets up the snapshot: a handle on the receiver's own object store
     /// (shared with its clones, so the pack indexes a long-lived handle
-    /// has loaded are not loaded again), brought up to date with one
-    /// listing of `objects/pack` — a lookup that misses, in gix's default
-    /// refresh mode — and from then on never rescanning. A store that has
-    /// not looked at the disk yet needs no such lookup: its first one lists
-    /// the directory anyway. If the lookup fails rather than misses (the
-    /// store has too few slots for the packs on disk now) or gix panics in
-    /// the shared store, a store of the snapshot's own is opened instead.
-    fn open_snapshot(&mut self) -> Result<()> {
+    /// has loaded are not loaded again) that never rescans. It is brought
+    /// up to date with the disk only when it first misses
+    /// ([`Haves::refresh`]): a transfer with nothing new lists nothing.
+    fn open_snapshot(&mut self) {
         if self.snapshot.is_some() {
-            return Ok(());
+            return;
         }
         let mut repo = self.receiver.repo.clone();
-        let current = repo.objects.store_ref().metrics().num_refreshes == 0
-            || matches!(
-                crate::objects::shared_store(
-                    || repo.try_find_header(ObjectId::null(gix::hash::Kind::Sha1))
-                ),
-                Some(Ok(None))
-            );
+        // A store that has not looked at the disk yet will list the pack
+        // directory on its first lookup: it is up to date then.
+        self.refreshed = repo.objects.store_ref().metrics().num_refreshes == 0;
+        repo.objects.refresh_never();
+        self.snapshot = Some(repo);
+    }
+
+    /// Brings the snapshot up to date with the disk, once: a lookup that
+    /// misses through the receiver's own handle, in gix's default refresh
+    /// mode, lists `objects/pack` and loads what is new into the store the
+    /// snapshot shares. If that lookup fails rather than misses (the store
+    /// has too few slots for the packs on disk now) or gix panics in the
+    /// shared store, the snapshot becomes a store of its own, opened now.
+    fn refresh(&mut self) -> Result<()> {
+        self.refreshed = true;
+        let probe = ObjectId::null(gix::hash::Kind::Sha1);
+        let current = matches!(
+            crate::objects::shared_store(|| self.receiver.repo.try_find_header(probe)),
+            Some(Ok(None))
+        );
         if !current {
             let dir = self.receiver.git_dir();
-            repo = open_sized(dir).map_err(|e| GitError::Open {
+            let mut repo = open_sized(dir).map_err(|e| GitError::Open {
                 path: dir.display().to_string(),
                 source: Box::new(e),
             })?;
+            repo.objects.refresh_never();
+            self.snapshot = Some(repo);
         }
-        repo.objects.refresh_never();
-        self.snapshot = Some(repo);
         Ok(())
     }
 
+    /// Whether the snapshot holds `id` (a panic in gix's shared store is
+    /// "no": the object is then sent again).
+    fn snapshot_has(&self, id: ObjectId) -> bool {
+        self.snapshot.as_ref().is_some_and(|s| {
+            crate::objects::shared_store(|| s.objects.exists_without_refresh(&id)).unwrap_or(false)
+        })
+    }
+
     /// Whether the receiver holds `id` with everything it reaches: written
-    /// by this value, or in the snapshot.
-    fn holds(&self, id: ObjectId) -> bool {
-        self.written.contains(&id)
-            || self.snapshot.as_ref().is_some_and(|s| {
-                crate::objects::shared_store(|| s.objects.exists_without_refresh(&id))
-                    .unwrap_or(false)
-            })
+    /// by this value, or in the snapshot. The first miss brings the
+    /// snapshot up to date and asks again; later misses list nothing.
+    fn holds(&mut self, id: ObjectId) -> Result<bool> {
+        if self.written.contains(&id) || self.snapshot_has(id) {
+            return Ok(true);
+        }
+        if self.refreshed {
+            return Ok(false);
+        }
+        self.refresh()?;
+        Ok(self.snapshot_has(id))
     }
 
     /// An object of the receiver from the snapshot, if it is there and of
@@ -271,7 +297,7 @@ impl Haves {
     /// holds, adding each new commit to the plan parents first (and tags,
     /// and blobs given as tips). Returns trees given as tips (or tagged),
     /// whose contents are planned afterwards.
-    fn plan_commits(&self, plan: &mut Plan<'_>, tips: &[ObjectId]) -> Result<Vec<ObjectId>> {
+    fn plan_commits(&mut self, plan: &mut Plan<'_>, tips: &[ObjectId]) -> Result<Vec<ObjectId>> {
         let mut roots = Vec::new();
         let mut seen: HashSet<ObjectId> = HashSet::new();
         let mut read: HashMap<ObjectId, (ObjectId, Vec<ObjectId>, Vec<u8>)> = HashMap::new();
@@ -287,7 +313,7 @@ impl Haves {
                 }
                 continue;
             }
-            if !seen.insert(id) || self.holds(id) {
+            if !seen.insert(id) || self.holds(id)? {
                 continue;
             }
             let object = plan.source.find_any(id)?;
@@ -366,13 +392,18 @@ impl Haves {
     /// copied from elsewhere is found there. An object that changed at a
     /// path the bases have is new but for a revert, so it is not asked
     /// about — a lookup that misses scans every pack index of the snapshot.
-    fn plan_tree(&self, plan: &mut Plan<'_>, root: ObjectId, bases: Vec<ObjectId>) -> Result<()> {
+    fn plan_tree(
+        &mut self,
+        plan: &mut Plan<'_>,
+        root: ObjectId,
+        bases: Vec<ObjectId>,
+    ) -> Result<()> {
         let mut stack = vec![(root, bases)];
         while let Some((id, bases)) = stack.pop() {
             if plan.emitted.contains(&id)
                 || self.written.contains(&id)
                 || bases.contains(&id)
-                || (bases.is_empty() && self.holds(id))
+                || (bases.is_empty() && self.holds(id)?)
             {
                 continue;
             }
@@ -406,7 +437,7 @@ impl Haves {
                     let new_path = !base_entries
                         .iter()
                         .any(|e| e.iter().any(|b| b.name == item.name));
-                    if new_path && self.holds(item.id) {
+                    if new_path && self.holds(item.id)? {
                         continue;
                     }
                     let blob = plan.read(item.id, Kind::Blob)?;

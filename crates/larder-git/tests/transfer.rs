@@ -404,3 +404,31 @@ fn a_tag_arrives_with_what_it_names() {
     // A tree given as a tip: it is held now, nothing to send.
     assert_eq!(receiver.copy_reachable_from(&source, &[tree]).unwrap(), 0);
 }
+
+#[test]
+fn a_long_lived_handle_sees_what_others_wrote_since_it_last_looked() {
+    let (s, d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let source = GitRepo::init_bare(s.path()).unwrap();
+    let receiver = GitRepo::init_bare(d.path()).unwrap();
+    let first = small_commit(&source, None, 0);
+    let second = small_commit(&source, Some(first), 1);
+    let third = small_commit(&source, Some(second), 2);
+    let fourth = small_commit(&source, Some(third), 3);
+    receiver.copy_reachable_from(&source, &[first]).unwrap();
+    // The handle's store learns of that pack (a read that misses rescans).
+    receiver.read_commit(first).unwrap();
+    let mut haves = receiver.haves();
+    // Asked only about a commit it holds: nothing sent, nothing listed.
+    assert_eq!(haves.copy_from(&source, &[first]).unwrap(), 0);
+
+    // Another handle (another process, say) brings `second`.
+    let other = GitRepo::open(d.path()).unwrap();
+    assert_eq!(other.copy_reachable_from(&source, &[second]).unwrap(), 3);
+    // The long-lived handle's store has not seen that pack: a transfer's
+    // first miss brings it up to date, so only `third` travels.
+    assert_eq!(receiver.copy_reachable_from(&source, &[third]).unwrap(), 3);
+    // So does the older `Haves`, at its own first miss: it sees the pack
+    // of `third`, which its store did not know either.
+    assert_eq!(haves.copy_from(&source, &[fourth]).unwrap(), 3);
+    assert_complete(d.path(), &[fourth]);
+}
