@@ -204,6 +204,18 @@ const ROWS: &[Row] = &[
         "≤ 50 ms",
     ),
     row(
+        "sync/push_100_single_event_commits_to_200_packs",
+        "push 100 new single-event commits into a remote of 200 packs",
+        "time",
+        "—",
+    ),
+    row(
+        "sync/pull_100_single_event_commits_into_200_packs",
+        "pull 100 new single-event commits into a replica of 200 packs",
+        "time",
+        "—",
+    ),
+    row(
         "snapshot/rebuild_from_snapshot_100k_plus_1k_tail",
         "rebuild from a 100k-event snapshot + 1k tail",
         "time",

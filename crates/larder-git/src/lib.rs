@@ -16,6 +16,7 @@ mod compact;
 mod consolidate;
 mod error;
 mod git_binary;
+mod haves;
 mod objects;
 mod pack;
 mod refs;
@@ -29,6 +30,7 @@ pub use consolidate::{Consolidation, ConsolidationPolicy, DamagedPack, PackCheck
 pub use error::{GitError, Result};
 pub use git_binary::{PushOutcome, parse_push};
 pub use gix::ObjectId;
+pub use haves::Haves;
 pub use remote::{
     HTTP_FETCH, NetworkScheme, RemoteLocation, ResolvedRemote, classify as classify_remote,
 };

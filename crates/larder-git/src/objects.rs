@@ -45,10 +45,14 @@ impl GitRepo {
 
     /// Whether the object exists. A lookup that fails (rather than
     /// misses) — the handle's store ran out of pack slots — is answered by a
-    /// store opened afresh. A plain miss is not confirmed (transfers ask
-    /// about many absent objects): "no" can be stale for an object another
-    /// handle packed a moment ago. Where a false "no" matters, read the
-    /// object ([`GitRepo::read_commit`] and friends confirm misses).
+    /// store opened afresh. A plain miss is not confirmed: "no" can be
+    /// stale for an object another handle packed a moment ago. Where a
+    /// false "no" matters, read the object ([`GitRepo::read_commit`] and
+    /// friends confirm misses).
+    ///
+    /// A miss costs a listing of `objects/pack` (gix looks for new packs),
+    /// more with every pack: to ask about many objects that are likely
+    /// absent, as a transfer does, use a [`Haves`](crate::Haves).
     pub fn has_object(&self, id: ObjectId) -> bool {
         match shared_store(|| self.repo.try_find_header(id).map(|h| h.is_some())) {
             Some(Ok(true)) => true,

@@ -1,5 +1,6 @@
 //! Copying objects between repositories on the same file system: the
-//! transport for file-system remotes (gix cannot push).
+//! transport for file-system remotes (gix cannot push). What the receiver
+//! lacks is decided in `haves.rs`.
 
 use std::collections::HashSet;
 
@@ -21,35 +22,16 @@ impl GitRepo {
     /// history is. Every object is hashed as it is written; one whose bytes
     /// do not match its id is [`GitError::CorruptObject`](crate::GitError::CorruptObject)
     /// and nothing is written.
+    ///
+    /// What `self` lacks is decided once per call, not per object: see
+    /// [`Haves`](crate::Haves) — one snapshot of the object store that
+    /// never rescans, asked about commits (and objects at paths new to a
+    /// commit); the walk stops at commits `self` holds, and the trees and
+    /// blobs of new commits are compared with their parents' trees. For several copies into one repository (a pull of many
+    /// heads), [`GitRepo::haves`] and [`Haves::copy_from`](crate::Haves::copy_from)
+    /// open the snapshot once for all of them.
     pub fn copy_reachable_from(&self, source: &GitRepo, tips: &[ObjectId]) -> Result<usize> {
-        let mut visited: HashSet<ObjectId> = HashSet::new();
-        let mut copied = 0;
-        let mut batch: Vec<(ObjectId, gix::objs::Kind, Vec<u8>)> = Vec::new();
-        // Depth-first, emitting an object once everything it references is
-        // written: (id, children-expanded?).
-        let mut stack: Vec<(ObjectId, bool)> = tips.iter().map(|t| (*t, false)).collect();
-        while let Some((id, expanded)) = stack.pop() {
-            if expanded {
-                let object = source.find_any(id)?;
-                batch.push((id, object.kind, object.data));
-                copied += 1;
-                continue;
-            }
-            // gix answers "present" for git's empty tree even when no
-            // copy is stored, but `git fsck` wants one: copy it always (a
-            // duplicate is a few bytes; WAL merges and lock states use it).
-            if !visited.insert(id) || (!id.is_empty_tree() && self.has_object(id)) {
-                continue;
-            }
-            stack.push((id, true));
-            for child in source.references_of(id)? {
-                if !visited.contains(&child) {
-                    stack.push((child, false));
-                }
-            }
-        }
-        self.write_pack(&batch)?;
-        Ok(copied)
+        self.haves().copy_from(source, tips)
     }
 
     /// Copies commit `id` and every object under its tree from `source` as

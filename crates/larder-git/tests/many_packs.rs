@@ -78,12 +78,16 @@ fn five_thousand_packs_stay_readable_through_fresh_and_long_lived_handles() {
         3 * 5_001
     );
     assert_eq!(count_objects(other_dir.path()), (0, 1));
+    // A transfer into the handle with too few slots: it must still see
+    // that it holds everything below the new commit (5,001 packs).
+    let (newer, _) = commit_pack(&other, Some(next), 5_001);
+    assert_eq!(early.copy_reachable_from(&other, &[newer]).unwrap(), 3);
 
     // One merge brings it back to a single pack, which git verifies.
     let done = fresh
         .consolidate_packs(&ConsolidationPolicy::default())
         .unwrap();
-    assert_eq!(done.packs_merged, 5_001);
+    assert_eq!(done.packs_merged, 5_002);
     assert_eq!(count_objects(dir.path()), (0, 1));
     git(dir.path(), &["fsck", "--strict", "--no-dangling"]);
     assert_eq!(early.read_blob(blobs[0]).unwrap(), b"event 0\n");

@@ -1,7 +1,9 @@
 //! Sync throughput over a bare remote on the local file system: pulling and
-//! pushing 10k events in 100-event chunks, one sync round of 16 actors, and
-//! how a pull with nothing new grows with the heads on the remote (10, 100,
-//! 1,000 actors).
+//! pushing 10k events in 100-event chunks, one sync round of 16 actors, how
+//! a pull with nothing new grows with the heads on the remote (10, 100,
+//! 1,000 actors), and pushing or pulling 100 new single-event commits into
+//! a repository that holds 200 packs (every object a transfer asks about is
+//! new, so this is where the cost of deciding presence shows).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,7 +12,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use larder_codec::{ActorId, Envelope, Payload, Timestamp};
 use larder_git::GitRepo;
 use larder_sync::SyncManager;
-use larder_wal::WalManager;
+use larder_wal::{WalManager, WalOptions};
 
 fn base() -> PathBuf {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sync-bench");
@@ -177,5 +179,104 @@ fn scale(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, transfer, scale);
+/// A replica of `actor` on `remote` whose WAL never merges packs, so that
+/// neither its own appends nor a transfer's upkeep change how many packs
+/// the repositories hold.
+fn unconsolidated(dir: &Path, actor: &str, remote: &Path) -> SyncManager {
+    let options = WalOptions {
+        consolidation: None,
+        ..WalOptions::default()
+    };
+    let repo = GitRepo::init(dir).unwrap();
+    SyncManager::new(
+        WalManager::with_options(repo, "bench", options).unwrap(),
+        ActorId::new(actor).unwrap(),
+        &remote.display().to_string(),
+    )
+    .unwrap()
+}
+
+/// Copies the directory tree `from` to `to` (a repository template).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The number of pack files in the repository at `git_dir`.
+fn packs(git_dir: &Path) -> usize {
+    std::fs::read_dir(git_dir.join("objects/pack"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("pack".as_ref()))
+        .count()
+}
+
+/// Pushing and pulling 100 new single-event commits into a repository that
+/// holds 200 small packs (one per earlier transfer, none merged).
+fn many_packs(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sync");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(100));
+
+    // 200 single-event commits, each pushed on its own and pulled on its
+    // own: the remote and the reader hold 200 packs each.
+    let remote = tmp();
+    GitRepo::init_bare(remote.path()).unwrap();
+    let writer_dir = tmp();
+    let writer = unconsolidated(writer_dir.path(), "writer", remote.path());
+    let reader_dir = tmp();
+    let reader = unconsolidated(reader_dir.path(), "reader", remote.path());
+    for n in 0..200 {
+        writer.wal().append(&batch("writer", n, 1)).unwrap();
+        writer.push().unwrap();
+        assert_eq!(reader.pull().unwrap().events_received, 1);
+    }
+    assert_eq!(packs(remote.path()), 200);
+    assert_eq!(packs(&reader_dir.path().join(".git")), 200);
+    // 100 more on the writer, not pushed yet.
+    for n in 200..300 {
+        writer.wal().append(&batch("writer", n, 1)).unwrap();
+    }
+
+    group.bench_function("push_100_single_event_commits_to_200_packs", |b| {
+        b.iter_batched(
+            || {
+                let copy = tmp();
+                copy_dir(remote.path(), copy.path());
+                let s = unconsolidated(writer_dir.path(), "writer", copy.path());
+                (copy, s)
+            },
+            |(_copy, s)| assert_eq!(s.push().unwrap().commits_sent, 100),
+            BatchSize::PerIteration,
+        )
+    });
+
+    // The remote with the 100 new commits; each iteration pulls them into
+    // a copy of the reader.
+    writer.push().unwrap();
+    group.bench_function("pull_100_single_event_commits_into_200_packs", |b| {
+        b.iter_batched(
+            || {
+                let copy = tmp();
+                copy_dir(reader_dir.path(), copy.path());
+                let r = unconsolidated(copy.path(), "reader", remote.path());
+                (copy, r)
+            },
+            |(_copy, r)| assert_eq!(r.pull().unwrap().commits_received, 100),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, transfer, scale, many_packs);
 criterion_main!(benches);

@@ -98,13 +98,17 @@ impl SyncManager {
     }
 
     /// File transport: copies each head's objects on its own, so a head
-    /// with a corrupt or missing object is quarantined alone. Returns the
-    /// heads the remote has and those whose objects arrived.
+    /// with a corrupt or missing object is quarantined alone. What the
+    /// local repository holds is learned once for all heads (one snapshot
+    /// of its object store, see [`larder_git::Haves`]), and what one head
+    /// brought counts as held for the next. Returns the heads the remote
+    /// has and those whose objects arrived.
     fn fetch_file(&self, remote: &GitRepo, rejected: &mut Vec<RejectedHead>) -> Result<Fetched> {
         let refs = remote.list_refs(&self.heads_prefix())?;
         let mut fetched = Vec::with_capacity(refs.len());
+        let mut haves = self.local().haves();
         for (name, id) in &refs {
-            match self.local().copy_reachable_from(remote, &[*id]) {
+            match haves.copy_from(remote, &[*id]) {
                 Ok(_) => fetched.push((name.clone(), *id)),
                 Err(
                     e @ (GitError::CorruptObject { .. }

@@ -78,6 +78,9 @@ impl SyncManager {
     ) -> Result<()> {
         let max_lock_waits = self.wal.options().max_lock_waits;
         let (mut lost, mut lock_waits) = (0u32, 0u32);
+        // What the remote holds, learned once for this push and its
+        // retries: a retry after a lost swap sends nothing again.
+        let mut haves = remote.haves();
         loop {
             let current = remote.ref_target(name)?;
             if current == Some(head) {
@@ -99,7 +102,7 @@ impl SyncManager {
             let (commits, events) = self.wal.count_between(head, current)?;
             report.commits_sent = commits;
             report.events_sent = events;
-            report.objects_sent += remote.copy_reachable_from(self.local(), &[head])? as u64;
+            report.objects_sent += haves.copy_from(self.local(), &[head])? as u64;
             let expected = current.map_or(Expected::MustNotExist, Expected::MustBe);
             match remote.update_ref(name, expected, head, "larder: push") {
                 Ok(()) => {

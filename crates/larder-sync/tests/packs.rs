@@ -273,3 +273,78 @@ fn a_remote_with_a_multi_pack_index_and_a_kept_pack_keeps_working() {
     git(remote.path(), &["multi-pack-index", "verify"]);
     git(remote.path(), &["fsck", "--strict", "--no-dangling"]);
 }
+
+/// A replica of `name` on `remote` whose WAL never merges packs (no
+/// upkeep either), so every transfer into it stays its own pack.
+fn unconsolidated(name: &str, remote: &Path) -> (tempfile::TempDir, SyncManager) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WalOptions {
+        consolidation: None,
+        ..WalOptions::default()
+    };
+    let wal = WalManager::with_options(GitRepo::init(dir.path()).unwrap(), "kv", options).unwrap();
+    let actor = ActorId::new(name).unwrap();
+    let sync = SyncManager::new(wal, actor, &remote.display().to_string()).unwrap();
+    (dir, sync)
+}
+
+/// Objects in the packs of the repository at `dir` (a copy in two packs
+/// counts twice) and distinct objects its refs reach: equal when no
+/// transfer wrote an object the repository already had.
+fn packed_and_reachable(dir: &Path) -> (usize, usize) {
+    let counts = git(dir, &["count-objects", "-v"]);
+    let in_pack = counts
+        .lines()
+        .find_map(|l| l.strip_prefix("in-pack: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let reachable = git(dir, &["rev-list", "--objects", "--all"])
+        .lines()
+        .count();
+    (in_pack, reachable)
+}
+
+#[test]
+fn transfers_into_200_packs_bring_exactly_the_missing_objects() {
+    let remote = bare_remote();
+    let (_a_dir, a) = unconsolidated("a", remote.path());
+    let (_b_dir, b) = unconsolidated("b", remote.path());
+    let (reader_dir, reader) = unconsolidated("reader", remote.path());
+    let actor_a = ActorId::new("a").unwrap();
+    let actor_b = ActorId::new("b").unwrap();
+    // 200 one-event pushes, each pulled on its own: 200 packs on the
+    // remote and on the reader.
+    for n in 0..200 {
+        a.wal().append(&[event(&actor_a, n)]).unwrap();
+        // An append is 3 objects (format 2): chunk, tree, commit.
+        assert_eq!(a.push().unwrap().objects_sent, 3);
+        assert_eq!(reader.pull().unwrap().commits_received, 1);
+    }
+    assert_eq!(count_objects(remote.path()), (0, 200));
+    assert_eq!(count_objects(&reader_dir.path().join(".git")), (0, 200));
+
+    // b holds a's history and adds 3 commits: only those travel.
+    assert_eq!(b.pull().unwrap().commits_received, 200);
+    for n in 0..3 {
+        b.wal().append(&[event(&actor_b, 1_000 + n)]).unwrap();
+    }
+    assert_eq!(b.push().unwrap().objects_sent, 3 * 3);
+    // a goes on with 20 more.
+    for n in 200..220 {
+        a.wal().append(&[event(&actor_a, n)]).unwrap();
+    }
+    assert_eq!(a.push().unwrap().objects_sent, 20 * 3);
+
+    // The reader holds a's first 200: it receives a's 20 and b's 3.
+    let report = reader.pull().unwrap();
+    assert_eq!(report.commits_received, 23);
+    assert!(report.rejected.is_empty());
+    assert_eq!(reader.wal().read_all().unwrap().len(), 223);
+    for dir in [remote.path(), &reader_dir.path().join(".git")] {
+        let (packed, reachable) = packed_and_reachable(dir);
+        assert_eq!(packed, reachable, "{}: nothing sent twice", dir.display());
+        assert_eq!(count_objects(dir).0, 0);
+        git(dir, &["fsck", "--full", "--strict", "--no-dangling"]);
+    }
+}

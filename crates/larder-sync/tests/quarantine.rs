@@ -6,33 +6,15 @@ mod common;
 
 use std::path::Path;
 
-use common::{Replica, bare_remote};
+use common::{Replica, bare_remote, flip_chunk};
 use larder_codec::{ActorId, Timestamp};
-use larder_git::{EntryKind, Expected, GitRepo, ObjectId};
+use larder_git::{Expected, GitRepo, ObjectId};
 use larder_sync::{SyncManager, SyncReport, Transport};
 use larder_testkit::git;
 use larder_wal::WalManager;
 
 fn ts(ms: u64) -> Timestamp {
     Timestamp::new(1_700_000_000_000 + ms, 0)
-}
-
-/// The same root tree with the chunk's last byte flipped, wherever the
-/// format puts it (any `.bin` blob): the record still names the old chunk
-/// id, so only the chunk is wrong.
-fn flip_chunk(repo: &GitRepo, tree: ObjectId) -> ObjectId {
-    let mut entries = repo.read_tree(tree).unwrap();
-    for e in &mut entries {
-        if e.kind == EntryKind::Tree {
-            e.id = flip_chunk(repo, e.id);
-        } else if e.name.ends_with(".bin") {
-            let mut bytes = repo.read_blob(e.id).unwrap();
-            let n = bytes.len() - 1;
-            bytes[n] ^= 1;
-            e.id = repo.write_blob(&bytes).unwrap();
-        }
-    }
-    repo.write_tree(&entries).unwrap()
 }
 
 /// Replaces `actor`'s head on the remote by a copy of it whose chunk is

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Replica, bare_remote};
+use common::{Replica, bare_remote, flip_chunk};
 use larder_codec::Timestamp;
 use larder_git::{EntryKind, Expected, GitRepo, TreeEntry};
 use larder_sync::{SyncError, SyncManager, Transport, merge_log};
@@ -103,7 +103,7 @@ fn a_remote_with_a_corrupt_chunk_is_rejected_and_the_local_log_untouched() {
         .unwrap()
         .unwrap();
     let info = evil.read_commit(good).unwrap();
-    let forged = forge_chunk(&evil, info.tree);
+    let forged = flip_chunk(&evil, info.tree);
     let commit = evil
         .write_commit(
             forged,
@@ -129,23 +129,6 @@ fn a_remote_with_a_corrupt_chunk_is_rejected_and_the_local_log_untouched() {
     assert_eq!((bad.head, bad.commit), (commit, Some(commit)));
     assert_eq!(b.wal().head().unwrap(), b_head, "nothing merged");
     assert!(b.wal().verify().unwrap().is_ok());
-}
-
-/// The same tree with the chunk's last byte flipped, wherever the format
-/// puts it (any `.bin` blob; the record unchanged).
-fn forge_chunk(repo: &GitRepo, root: larder_git::ObjectId) -> larder_git::ObjectId {
-    let mut entries = repo.read_tree(root).unwrap();
-    for e in &mut entries {
-        if e.kind == EntryKind::Tree {
-            e.id = forge_chunk(repo, e.id);
-        } else if e.name.ends_with(".bin") {
-            let mut bytes = repo.read_blob(e.id).unwrap();
-            let n = bytes.len() - 1;
-            bytes[n] ^= 1;
-            e.id = repo.write_blob(&bytes).unwrap();
-        }
-    }
-    repo.write_tree(&entries).unwrap()
 }
 
 #[test]

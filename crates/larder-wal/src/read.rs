@@ -292,6 +292,26 @@ pub(crate) fn load_commit(
     }
 }
 
+/// A tree of commit `id` that is not what larder writes.
+fn bad_tree(id: ObjectId, path: &str, reason: String) -> WalError {
+    WalError::BadTree {
+        commit: id,
+        path: path.into(),
+        reason,
+    }
+}
+
+/// The record's actor must be a valid actor id.
+fn check_actor(id: ObjectId, meta: &Meta) -> Result<()> {
+    if ActorId::new(meta.actor.as_str()).is_err() {
+        return Err(WalError::BadMeta {
+            commit: id,
+            reason: format!("invalid actor {:?}", meta.actor),
+        });
+    }
+    Ok(())
+}
+
 /// Reads a format-2 commit: the record from its trailers, then a tree that
 /// is empty (a merge) or holds exactly one blob, `<chunk-id>.bin`.
 fn load_v2(
@@ -300,11 +320,7 @@ fn load_v2(
     tree: ObjectId,
     parents: &[ObjectId],
 ) -> Result<WalCommit> {
-    let bad_tree = |path: &str, reason: String| WalError::BadTree {
-        commit: id,
-        path: path.into(),
-        reason,
-    };
+    let bad_tree = |path: &str, reason: String| bad_tree(id, path, reason);
     let info = repo
         .read_commit(id)
         .map_err(|e| object_error(id, "<commit>", id, e))?;
@@ -343,12 +359,7 @@ fn load_v2(
         .ok_or_else(|| bad_tree(&path, "expected a blob named <chunk-id>.bin".into()))?;
     meta.chunk = Some(cid.to_string());
     meta.check_parents(id, parents)?;
-    if ActorId::new(meta.actor.as_str()).is_err() {
-        return Err(WalError::BadMeta {
-            commit: id,
-            reason: format!("invalid actor {:?}", meta.actor),
-        });
-    }
+    check_actor(id, &meta)?;
     let (events, chunk_bytes) = read_chunk(repo, id, &path, only.id, &cid, &meta)?;
     Ok(WalCommit {
         id,
@@ -424,11 +435,7 @@ fn load_v1(
     tree: ObjectId,
     parents: &[ObjectId],
 ) -> Result<WalCommit> {
-    let bad_tree = |path: &str, reason: String| WalError::BadTree {
-        commit: id,
-        path: path.into(),
-        reason,
-    };
+    let bad_tree = |path: &str, reason: String| bad_tree(id, path, reason);
     let root = repo
         .read_tree(tree)
         .map_err(|e| object_error(id, "/", tree, e))?;
@@ -466,12 +473,7 @@ fn load_v1(
         .map_err(|e| object_error(id, "meta.json", meta_blob, e))?;
     let meta = Meta::parse(id, &meta_bytes)?;
     meta.check_parents(id, parents)?;
-    if ActorId::new(meta.actor.as_str()).is_err() {
-        return Err(WalError::BadMeta {
-            commit: id,
-            reason: format!("invalid actor {:?}", meta.actor),
-        });
-    }
+    check_actor(id, &meta)?;
     let (Some(chunk_hex), Some(events_tree)) = (&meta.chunk, events_tree) else {
         if events_tree.is_some() {
             return Err(bad_tree(

@@ -56,3 +56,22 @@ impl Replica {
 pub fn bare_remote() -> tempfile::TempDir {
     larder_testkit::fixtures::bare_repo()
 }
+
+/// The same tree with every chunk's last byte flipped, wherever the format
+/// puts it (any `.bin` blob, at any depth); the record is unchanged, so only
+/// the chunk is wrong.
+#[allow(dead_code)]
+pub fn flip_chunk(repo: &larder_git::GitRepo, tree: larder_git::ObjectId) -> larder_git::ObjectId {
+    let mut entries = repo.read_tree(tree).unwrap();
+    for e in &mut entries {
+        if e.kind == larder_git::EntryKind::Tree {
+            e.id = flip_chunk(repo, e.id);
+        } else if e.name.ends_with(".bin") {
+            let mut bytes = repo.read_blob(e.id).unwrap();
+            let n = bytes.len() - 1;
+            bytes[n] ^= 1;
+            e.id = repo.write_blob(&bytes).unwrap();
+        }
+    }
+    repo.write_tree(&entries).unwrap()
+}
