@@ -388,8 +388,19 @@ impl GitRepo {
             blocked =
                 Some("a pack is damaged (see `damaged`): what its objects reach is unknown".into());
         }
+        // Commits and trees are read from the entries in memory where they
+        // are whole (larder never writes deltas), else through the store.
+        let mut inflate = gix::zlib::Inflate::default();
+        let mut local = |id: ObjectId, buf: &mut Vec<u8>| {
+            let raw = &entries[*index_of.get(&id)?].raw;
+            let kind = base_kind(raw.header)?;
+            inflate_into(&mut inflate, raw, buf).then_some(kind)
+        };
         let reachable = match (grace, &blocked) {
-            (Some(_), None) => match self.roots().and_then(|roots| self.reachable(&roots)) {
+            (Some(_), None) => match self
+                .roots()
+                .and_then(|roots| self.reachable(&roots, &mut local))
+            {
                 Ok(set) => Some(set),
                 Err(reason) => {
                     blocked = Some(reason);
@@ -457,7 +468,7 @@ impl GitRepo {
         let mut main = PackBuilder::new();
         let mut kept = PackBuilder::new();
         let mut kept_times: Vec<(ObjectId, u32)> = Vec::new();
-        let mut inflate = gix::zlib::Inflate::default();
+        let mut buf = Vec::new();
         for ((entry, out), write) in entries.iter().zip(&outputs).zip(&writes) {
             let builder = match out {
                 Output::Drop => continue,
@@ -477,9 +488,11 @@ impl GitRepo {
                     let thorough = object.data.len() as u64 >= RECOMPRESS_MIN;
                     builder.add_object_with(raw.id, object.kind, &object.data, thorough)?;
                 }
-                Write::Recompress => match inflated(&mut inflate, raw) {
-                    Some((kind, data)) => {
-                        builder.add_object_with(raw.id, kind, &data, true)?;
+                Write::Recompress => match base_kind(raw.header)
+                    .filter(|_| inflate_into(&mut inflate, raw, &mut buf))
+                {
+                    Some(kind) => {
+                        builder.add_object_with(raw.id, kind, &buf, true)?;
                         done.recompressed += 1;
                     }
                     // Not the stream it claimed to be: copied as it is
@@ -587,23 +600,30 @@ fn fastest_level(body: &[u8]) -> bool {
     matches!(body, [cmf, flg, ..] if cmf & 0x0f == 8 && flg >> 6 == 0)
 }
 
-/// A whole entry's object, inflated; `None` if the stream does not inflate
+/// The object kind of a whole (not delta) entry.
+fn base_kind(header: Header) -> Option<gix::objs::Kind> {
+    match header {
+        Header::Blob => Some(gix::objs::Kind::Blob),
+        Header::Tree => Some(gix::objs::Kind::Tree),
+        Header::Commit => Some(gix::objs::Kind::Commit),
+        Header::Tag => Some(gix::objs::Kind::Tag),
+        _ => None,
+    }
+}
+
+/// Inflates a whole entry into `buf`; false if the stream does not inflate
 /// to exactly the size its header gives.
-fn inflated(
-    inflate: &mut gix::zlib::Inflate,
-    raw: &RawEntry,
-) -> Option<(gix::objs::Kind, Vec<u8>)> {
-    let kind = match raw.header {
-        Header::Blob => gix::objs::Kind::Blob,
-        Header::Tree => gix::objs::Kind::Tree,
-        Header::Commit => gix::objs::Kind::Commit,
-        Header::Tag => gix::objs::Kind::Tag,
-        _ => return None,
+fn inflate_into(inflate: &mut gix::zlib::Inflate, raw: &RawEntry, buf: &mut Vec<u8>) -> bool {
+    let Ok(size) = usize::try_from(raw.size) else {
+        return false;
     };
-    let mut data = vec![0; usize::try_from(raw.size).ok()?];
+    buf.clear();
+    buf.resize(size, 0);
     inflate.reset();
-    let (status, _, written) = inflate.once(&raw.body, &mut data).ok()?;
-    (status == gix::zlib::Status::StreamEnd && written == data.len()).then_some((kind, data))
+    matches!(
+        inflate.once(&raw.body, buf),
+        Ok((gix::zlib::Status::StreamEnd, _, written)) if written == size
+    )
 }
 
 /// How old a `tmp_pack_*` file must be before upkeep deletes it: far longer

@@ -105,9 +105,15 @@ impl GitRepo {
     /// is unknown, so nothing may be called unreachable. A reflog entry or
     /// `*_HEAD` file naming an object that is gone altogether (git expires
     /// reflogs and prunes on its own) is skipped; a ref naming one is not.
+    ///
+    /// `local(id, buf)` may answer from objects the caller holds already
+    /// (compaction has every entry of the packs it rewrites in memory): it
+    /// fills `buf` with the object's bytes and returns its kind, or `None`
+    /// to have the object read through the object store.
     pub(crate) fn reachable(
         &self,
         roots: &Roots,
+        local: &mut dyn FnMut(ObjectId, &mut Vec<u8>) -> Option<gix::objs::Kind>,
     ) -> std::result::Result<HashSet<ObjectId>, String> {
         let mut seen: HashSet<ObjectId> = HashSet::new();
         let mut stack: Vec<ObjectId> = Vec::new();
@@ -132,25 +138,31 @@ impl GitRepo {
                 Err(e) => return Err(unreadable(*root, &e)),
             }
         }
+        let mut buf = Vec::new();
         while let Some(id) = stack.pop() {
-            let object = self.find_any(id).map_err(|e| unreadable(id, &e))?;
+            let kind = match local(id, &mut buf) {
+                Some(kind) => kind,
+                None => {
+                    let object = self.find_any(id).map_err(|e| unreadable(id, &e))?;
+                    buf = object.data;
+                    object.kind
+                }
+            };
+            let object = gix::objs::ObjectRef::from_bytes(&buf, kind, gix::hash::Kind::Sha1)
+                .map_err(|e| unreadable(id, &e))?;
             let mut push = |child: ObjectId, seen: &mut HashSet<ObjectId>| {
                 if seen.insert(child) {
                     stack.push(child);
                 }
             };
-            match object.kind {
-                gix::objs::Kind::Commit => {
-                    let c = gix::objs::CommitRef::from_bytes(&object.data, gix::hash::Kind::Sha1)
-                        .map_err(|e| unreadable(id, &e))?;
+            match object {
+                gix::objs::ObjectRef::Commit(c) => {
                     push(c.tree(), &mut seen);
                     for parent in c.parents() {
                         push(parent, &mut seen);
                     }
                 }
-                gix::objs::Kind::Tree => {
-                    let t = gix::objs::TreeRef::from_bytes(&object.data, gix::hash::Kind::Sha1)
-                        .map_err(|e| unreadable(id, &e))?;
+                gix::objs::ObjectRef::Tree(t) => {
                     for entry in &t.entries {
                         if entry.mode.is_commit() {
                             continue;
@@ -164,12 +176,8 @@ impl GitRepo {
                         }
                     }
                 }
-                gix::objs::Kind::Tag => {
-                    let t = gix::objs::TagRef::from_bytes(&object.data, gix::hash::Kind::Sha1)
-                        .map_err(|e| unreadable(id, &e))?;
-                    push(t.target(), &mut seen);
-                }
-                gix::objs::Kind::Blob => {}
+                gix::objs::ObjectRef::Tag(t) => push(t.target(), &mut seen),
+                gix::objs::ObjectRef::Blob(_) => {}
             }
         }
         Ok(seen)
