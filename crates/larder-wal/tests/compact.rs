@@ -86,7 +86,10 @@ fn compaction_merges_everything_into_one_pack_and_reads_stay_identical() {
     let report = wal.compact().unwrap();
     assert_eq!(report.loose_objects, 1);
     assert!(report.packs_merged >= 2, "{report:?}");
-    assert_eq!((report.unreachable_kept, report.unreachable_dropped), (1, 0));
+    assert_eq!(
+        (report.unreachable_kept, report.unreachable_dropped),
+        (1, 0)
+    );
     assert_eq!(report.packs_after, 2, "the log's pack and the cruft pack");
     assert_eq!(wal.repo().read_blob(loose).unwrap(), b"loose");
     assert!(wal.repo().loose_object_ids().unwrap().is_empty());
