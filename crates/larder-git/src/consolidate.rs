@@ -67,6 +67,25 @@ pub struct Consolidation {
     /// `tmp_pack_*` files left by killed writers that were deleted
     /// (upkeep and compaction remove those older than an hour).
     pub temp_files_removed: usize,
+    /// Objects no root reaches, last written longer ago than the grace
+    /// period, that compaction dropped (see [`crate::Unreachable`]).
+    pub unreachable_dropped: usize,
+    /// Objects no root reaches that compaction kept, in a cruft pack: they
+    /// are younger than the grace period (a writer may be about to refer
+    /// to them), or pruning was skipped ([`Consolidation::prune_skipped`]).
+    pub unreachable_kept: usize,
+    /// Extra copies of objects held by several of the merged packs; the
+    /// merge writes each object once.
+    pub duplicates_dropped: usize,
+    /// Large objects written at zlib's fastest level that compaction
+    /// compressed again at the default level (see
+    /// [`crate::CompactOptions`]).
+    pub recompressed: usize,
+    /// Why compaction kept every unreachable object although it was asked
+    /// to drop old ones: roots larder does not read (an index, linked
+    /// worktrees), a shallow or partial clone, a damaged pack, or an object
+    /// reachable from a ref that cannot be read.
+    pub prune_skipped: Option<String>,
 }
 
 /// A pack that cannot be merged or fully read: its index is unreadable,
@@ -112,8 +131,12 @@ pub struct PackCheck {
 #[derive(Debug)]
 pub(crate) struct PackFiles {
     /// `objects/pack/pack-<checksum>` without extension.
-    base: PathBuf,
-    size: u64,
+    pub(crate) base: PathBuf,
+    pub(crate) size: u64,
+    /// When the data file was last written (None if the file system does
+    /// not say): the age of every object in it, for compaction's grace
+    /// period — no object in a pack is younger than the pack.
+    pub(crate) modified: Option<std::time::SystemTime>,
 }
 
 impl PackFiles {
@@ -294,6 +317,7 @@ impl GitRepo {
                 packs.push(PackFiles {
                     base,
                     size: meta.len(),
+                    modified: meta.modified().ok(),
                 });
             }
         }
@@ -308,6 +332,17 @@ impl GitRepo {
     /// deleted pack). Packs written after the multi-pack index are merged
     /// as usual. Derived files (`.rev`, `.bitmap`) go with their pack.
     fn mergeable_packs(&self, max_size: u64) -> Result<Vec<PackFiles>> {
+        self.mergeable_packs_with(max_size, false)
+    }
+
+    /// [`GitRepo::mergeable_packs`]; with `cruft`, cruft packs (those with
+    /// a `.mtimes` file) are taken too — compaction rewrites them,
+    /// carrying every object's time over (see [`crate::cruft`]).
+    pub(crate) fn mergeable_packs_with(
+        &self,
+        max_size: u64,
+        cruft: bool,
+    ) -> Result<Vec<PackFiles>> {
         let (mut packs, names) = self.list_packs()?;
         if names.iter().any(|n| n.starts_with("multi-pack-index.")) {
             // An incremental multi-pack-index chain (a directory larder
@@ -330,9 +365,14 @@ impl GitRepo {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
+            let kept: &[&str] = if cruft {
+                &["keep", "promisor"]
+            } else {
+                &["keep", "promisor", "mtimes"]
+            };
             p.size <= max_size
                 && !covered.contains(&format!("{stem}.idx"))
-                && ["keep", "promisor", "mtimes"]
+                && kept
                     .iter()
                     .all(|ext| !names.contains(&format!("{stem}.{ext}")))
         });
@@ -434,7 +474,7 @@ fn tier_of(size: u64, base: u64, fan_in: u64) -> usize {
     tier
 }
 
-enum CopyError {
+pub(crate) enum CopyError {
     /// The pack was deleted since it was listed.
     Gone,
     /// The pack's index or an entry is damaged.
@@ -442,19 +482,26 @@ enum CopyError {
 }
 
 /// One entry read from a pack, ready to be written into another.
-struct RawEntry {
-    id: ObjectId,
-    header: Header,
-    size: u64,
-    body: Vec<u8>,
+pub(crate) struct RawEntry {
+    pub(crate) id: ObjectId,
+    /// A base kind, or `RefDelta` (offset deltas are turned into these).
+    pub(crate) header: Header,
+    /// The size of the object (or delta) once inflated.
+    pub(crate) size: u64,
+    /// The entry's zlib stream.
+    pub(crate) body: Vec<u8>,
 }
 
 /// What reading one pack found.
-struct Scan {
+pub(crate) struct Scan {
     /// Entries checked.
-    entries: usize,
+    pub(crate) entries: usize,
+    /// Every id the index lists, in index (sorted) order.
+    pub(crate) ids: Vec<ObjectId>,
+    /// The pack's checksum, as its index records it.
+    pub(crate) checksum: ObjectId,
     /// Entries not in `seen`, copied out (when asked to copy).
-    copied: Vec<RawEntry>,
+    pub(crate) copied: Vec<RawEntry>,
 }
 
 /// Reads every entry of `pack`, checking that it lies inside the pack and
@@ -462,7 +509,7 @@ struct Scan {
 /// `seen`, verbatim except that offset deltas become reference deltas.
 /// Nothing is returned for a pack with any damaged entry, so a merge never
 /// takes half of a damaged pack.
-fn scan_pack(
+pub(crate) fn scan_pack(
     pack: &PackFiles,
     seen: &HashSet<ObjectId>,
     copy: bool,
@@ -505,6 +552,8 @@ fn scan_pack(
         ));
     }
     let mut entries: Vec<gix_pack::index::Entry> = index.iter().collect();
+    let ids: Vec<ObjectId> = entries.iter().map(|e| e.oid).collect();
+    let checksum = index.pack_checksum();
     entries.sort_by_key(|e| e.pack_offset);
     let id_at: HashMap<u64, ObjectId> = entries.iter().map(|e| (e.pack_offset, e.oid)).collect();
     let mut copied = Vec::new();
@@ -557,6 +606,8 @@ fn scan_pack(
     }
     Ok(Scan {
         entries: entries.len(),
+        ids,
+        checksum,
         copied,
     })
 }

@@ -78,6 +78,9 @@ pub struct Haves {
     /// The entries of each tree written by this value, so a later copy's
     /// commits can be compared with them.
     trees: HashMap<ObjectId, Entries>,
+    /// The objects the receiver holds only in cruft packs (read once, at
+    /// the first question): they count as absent, see [`Haves::holds`].
+    cruft: Option<HashSet<ObjectId>>,
 }
 
 impl std::fmt::Debug for Haves {
@@ -183,6 +186,7 @@ impl GitRepo {
             written: HashSet::new(),
             commit_trees: HashMap::new(),
             trees: HashMap::new(),
+            cruft: None,
         }
     }
 }
@@ -276,11 +280,28 @@ impl Haves {
     /// git's empty tree is never "held": gix answers "present" for it even
     /// when no copy is stored, but `git fsck` wants one, so it is sent
     /// (a few bytes; WAL merges and lock states use it).
+    ///
+    /// An object in a cruft pack (unreachable, kept by compaction for its
+    /// grace period and dropped by a later compaction) is not "held" either:
+    /// it is copied again, so the ref the caller moves next never depends
+    /// on a copy that may be about to go. (A cruft object may also sit in
+    /// an ordinary pack; copying it once more is harmless.)
     fn holds(&mut self, id: ObjectId) -> Result<bool> {
-        if id.is_empty_tree() {
-            return Ok(self.written.contains(&id));
+        if self.written.contains(&id) {
+            return Ok(true);
         }
-        if self.written.contains(&id) || self.snapshot_has(id) {
+        if id.is_empty_tree() {
+            return Ok(false);
+        }
+        let receiver = &self.receiver;
+        if self
+            .cruft
+            .get_or_insert_with(|| receiver.cruft_object_ids())
+            .contains(&id)
+        {
+            return Ok(false);
+        }
+        if self.snapshot_has(id) {
             return Ok(true);
         }
         if self.refreshed {

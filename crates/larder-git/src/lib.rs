@@ -14,18 +14,20 @@
 mod batch;
 mod compact;
 mod consolidate;
+mod cruft;
 mod error;
 mod git_binary;
 mod haves;
 mod objects;
 mod pack;
+mod reach;
 mod refs;
 mod remote;
 mod repo;
 mod transfer;
 
 pub use batch::ObjectBatch;
-pub use compact::PackOutcome;
+pub use compact::{CompactOptions, DEFAULT_PRUNE_GRACE, PackOutcome, Unreachable};
 pub use consolidate::{Consolidation, ConsolidationPolicy, DamagedPack, PackCheck};
 pub use error::{GitError, Result};
 pub use git_binary::{PushOutcome, parse_push};

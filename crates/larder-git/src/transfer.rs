@@ -29,7 +29,11 @@ impl GitRepo {
     /// commit); the walk stops at commits `self` holds, and the trees and
     /// blobs of new commits are compared with their parents' trees. For several copies into one repository (a pull of many
     /// heads), [`GitRepo::haves`] and [`Haves::copy_from`](crate::Haves::copy_from)
-    /// open the snapshot once for all of them.
+    /// open the snapshot once for all of them. An object `self` holds only
+    /// in a cruft pack (unreachable, kept by compaction for its grace
+    /// period, see [`GitRepo::compact_opts`]) counts as absent and is
+    /// copied again: the ref the caller moves next must not depend on a
+    /// copy that may be about to go.
     pub fn copy_reachable_from(&self, source: &GitRepo, tips: &[ObjectId]) -> Result<usize> {
         self.haves().copy_from(source, tips)
     }

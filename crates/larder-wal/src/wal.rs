@@ -131,6 +131,15 @@ pub struct CompactReport {
     pub packs_merged: usize,
     /// Packs in the repository afterwards.
     pub packs_after: usize,
+    /// Unreachable objects older than the grace period that were dropped.
+    pub unreachable_dropped: usize,
+    /// Unreachable objects kept (younger than the grace period, or
+    /// pruning was skipped), in a cruft pack.
+    pub unreachable_kept: usize,
+    /// Extra copies of objects that several packs held, written once.
+    pub duplicates_dropped: usize,
+    /// Large objects compressed again at zlib's default level.
+    pub recompressed: usize,
 }
 
 /// The write-ahead log of one named log in one repository.
@@ -277,20 +286,40 @@ impl WalManager {
     }
 
     /// Compacts the object database: moves loose objects (written by other
-    /// layers, or by older larder versions) into a pack, then merges every
-    /// pack up to the consolidation policy's `max_size` (64 MiB by default)
-    /// into one. Safe to run while others append or read: every object
-    /// stays readable at every moment, and new packs are flushed to disk
-    /// before anything is deleted.
+    /// layers, or by older larder versions) into a pack, then rewrites
+    /// every pack up to the consolidation policy's `max_size` (64 MiB by
+    /// default) as one, each object once, dropping objects that no ref
+    /// reaches once they are older than
+    /// [`DEFAULT_PRUNE_GRACE`](larder_git::DEFAULT_PRUNE_GRACE) (two weeks,
+    /// git's default) — see [`GitRepo::compact_opts`]. Safe to run while
+    /// others append or read: every object a ref reaches stays readable at
+    /// every moment, an appender's objects are young until its ref moves,
+    /// and new packs are flushed to disk before anything is deleted.
     pub fn compact(&self) -> Result<CompactReport> {
+        self.compact_with(larder_git::Unreachable::DropOlderThan(
+            larder_git::DEFAULT_PRUNE_GRACE,
+        ))
+    }
+
+    /// [`WalManager::compact`] with another rule for unreachable objects:
+    /// [`Unreachable::Keep`](larder_git::Unreachable::Keep) keeps them all,
+    /// `DropOlderThan(Duration::ZERO)` drops every one at once (`git gc
+    /// --prune=now`: only when nobody else writes to the repository).
+    pub fn compact_with(&self, unreachable: larder_git::Unreachable) -> Result<CompactReport> {
         self.finish_maintenance();
-        let loose_objects = self.repo.pack_loose_objects()?.objects;
-        let max_size = self.options.consolidation.unwrap_or_default().max_size;
-        let merged = self.repo.merge_packs(max_size)?;
+        let options = larder_git::CompactOptions {
+            max_size: self.options.consolidation.unwrap_or_default().max_size,
+            unreachable,
+        };
+        let done = self.repo.compact_opts(&options, &|_| {})?;
         Ok(CompactReport {
-            loose_objects,
-            packs_merged: merged.packs_merged,
+            loose_objects: done.loose_objects,
+            packs_merged: done.packs_merged,
             packs_after: self.repo.pack_count()?,
+            unreachable_dropped: done.unreachable_dropped,
+            unreachable_kept: done.unreachable_kept,
+            duplicates_dropped: done.duplicates_dropped,
+            recompressed: done.recompressed,
         })
     }
 }

@@ -9,9 +9,11 @@ use super::Ctx;
 use crate::output::EXIT_FAILURE;
 
 /// Runs `compact`: packs every loose object and merges every pack up to the
-/// default consolidation size into one; packs git keeps (`.keep`, named by
-/// a `multi-pack-index`) stay. Damaged packs are skipped, listed, and make
-/// the exit code 1.
+/// default consolidation size into one, each object once; objects no ref
+/// or reflog reaches are dropped once two weeks old and kept until then in
+/// a cruft pack (docs/wal.md, compaction); packs git keeps (`.keep`, named
+/// by a `multi-pack-index`) stay. Damaged packs are skipped, listed, and
+/// make the exit code 1.
 pub fn run(ctx: &Ctx, log: Option<&str>) -> super::CmdResult {
     let repo = match log {
         Some(log) => {
@@ -41,6 +43,10 @@ pub fn run(ctx: &Ctx, log: Option<&str>) -> super::CmdResult {
             "packs_merged": done.packs_merged,
             "packs_after": packs_after,
             "objects_in_merged_pack": done.objects,
+            "unreachable_dropped": done.unreachable_dropped,
+            "unreachable_kept": done.unreachable_kept,
+            "duplicates_dropped": done.duplicates_dropped,
+            "prune_skipped": done.prune_skipped,
             "damaged_packs": damaged,
         }),
         || {
@@ -48,6 +54,17 @@ pub fn run(ctx: &Ctx, log: Option<&str>) -> super::CmdResult {
                 "packed {} loose objects; merged {} packs ({} objects); {packs_after} packs now, {packs_before} before",
                 done.loose_objects, done.packs_merged, done.objects
             );
+            if done.unreachable_dropped + done.unreachable_kept + done.duplicates_dropped > 0 {
+                text.push_str(&format!(
+                    "\nunreachable objects: {} dropped (older than two weeks), {} kept; {} duplicate copies dropped",
+                    done.unreachable_dropped, done.unreachable_kept, done.duplicates_dropped
+                ));
+            }
+            if let Some(reason) = &done.prune_skipped {
+                text.push_str(&format!(
+                    "\nunreachable objects all kept: {reason}"
+                ));
+            }
             for d in &damaged {
                 text.push_str(&format!("\ndamaged: {d}"));
             }
