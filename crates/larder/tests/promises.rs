@@ -163,6 +163,33 @@ fn a_corrupted_clock_cache_cannot_lower_the_clock() {
     assert_eq!(events.last().unwrap().kind(), "b", "{events:?}");
 }
 
+/// A handle keeps its own copy of the clock cache between appends (it
+/// covers its own last commit); another writer's commits after that must
+/// still be read and observed before the next stamp, whatever the clocks.
+#[test]
+fn a_handles_own_clock_cache_still_observes_other_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    Larder::init(dir.path()).unwrap();
+    let behind = Larder::open(dir.path())
+        .unwrap()
+        .with_clock(Arc::new(ManualClock::new(1_000_000_000_000)));
+    let ahead = Larder::open(dir.path())
+        .unwrap()
+        .with_clock(Arc::new(ManualClock::new(1_000_000_100_000)));
+    let slow = behind.log("c").unwrap();
+    let fast = ahead.log("c").unwrap();
+    slow.append("slow", &1).unwrap();
+    slow.append("slow", &2).unwrap();
+    fast.append("fast", &3).unwrap();
+    // `slow` cached its own commit; the head is now `fast`'s.
+    slow.append("slow", &4).unwrap();
+    let events = slow.events().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind()).collect();
+    assert_eq!(kinds, ["slow", "slow", "fast", "slow"], "{events:?}");
+    let ts: Vec<_> = events.iter().map(|e| e.timestamp()).collect();
+    assert!(ts.windows(2).all(|w| w[0] < w[1]), "{ts:?}");
+}
+
 #[test]
 fn concurrent_first_uses_agree_on_one_actor() {
     for round in 0..20 {
