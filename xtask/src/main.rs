@@ -98,8 +98,9 @@ fn ci() -> Result<(), String> {
     format_check()
 }
 
-/// Every `name: value` line of the codec's golden snapshots must appear in
-/// `docs/format.md`, so the documented bytes are the bytes the code writes.
+/// Every `name: value` line of the codec's golden snapshots, and the ids of
+/// the WAL commit golden vector, must appear in `docs/format.md`, so the
+/// documented bytes are the bytes the code writes.
 fn format_check() -> Result<(), String> {
     let root = root();
     let doc_path = root.join("docs/format.md");
@@ -124,6 +125,22 @@ fn format_check() -> Result<(), String> {
             if !doc.contains(line.trim()) {
                 missing.push(format!("{}: {}", path.display(), line.trim()));
             }
+        }
+    }
+    // The WAL commit golden vector: the ids its test asserts (checked there
+    // against git) must be the ones docs/format.md quotes.
+    let wal_golden = root.join("crates/larder-wal/tests/golden.rs");
+    let wal = std::fs::read_to_string(&wal_golden)
+        .map_err(|e| format!("cannot read {}: {e}", wal_golden.display()))?;
+    for name in ["BLOB_ID", "TREE_ID", "COMMIT_ID"] {
+        let id = wal
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("const {name}: &str = \"")))
+            .and_then(|rest| rest.strip_suffix("\";"))
+            .ok_or_else(|| format!("{}: no {name} constant", wal_golden.display()))?;
+        checked += 1;
+        if !doc.contains(id) {
+            missing.push(format!("{}: {name} {id}", wal_golden.display()));
         }
     }
     if checked == 0 {

@@ -402,6 +402,18 @@ fn copies_of_one_object_in_several_packs_are_written_once() {
     assert_fsck(dir.path());
 }
 
+/// A source repository whose ref names one commit (with its tree and
+/// blob, written as one pack): what a push or pull would send.
+fn pushed_source() -> (tempfile::TempDir, GitRepo, [ObjectId; 3]) {
+    let source_dir = bare_repo();
+    let source = GitRepo::open(source_dir.path()).unwrap();
+    let (ids, _) = commit_pack(&source, "pushed again", None);
+    source
+        .update_ref(REF, Expected::MustNotExist, ids[0], "t")
+        .unwrap();
+    (source_dir, source, ids)
+}
+
 /// A transfer (a push, a pull) checks what the destination has, copies the
 /// rest, then moves a ref. If the destination held an object only in a
 /// cruft pack, old enough to drop, and the transfer referred to that copy,
@@ -409,12 +421,7 @@ fn copies_of_one_object_in_several_packs_are_written_once() {
 /// Here the compaction runs exactly there; the ref then must read.
 #[test]
 fn a_transfer_never_refers_to_a_copy_compaction_may_drop() {
-    let source_dir = bare_repo();
-    let source = GitRepo::open(source_dir.path()).unwrap();
-    let (ids, _) = commit_pack(&source, "pushed again", None);
-    source
-        .update_ref(REF, Expected::MustNotExist, ids[0], "t")
-        .unwrap();
+    let (_source_dir, source, ids) = pushed_source();
 
     // The destination holds the same objects, unreachable (an earlier
     // push that never moved its ref), in a cruft pack git made, recording
@@ -462,12 +469,7 @@ fn a_transfer_never_refers_to_a_copy_compaction_may_drop() {
 /// recorded (old) times.
 #[test]
 fn a_transfer_pack_equal_to_a_cruft_pack_is_not_cruft() {
-    let source_dir = bare_repo();
-    let source = GitRepo::open(source_dir.path()).unwrap();
-    let (ids, _) = commit_pack(&source, "pushed again", None);
-    source
-        .update_ref(REF, Expected::MustNotExist, ids[0], "t")
-        .unwrap();
+    let (_source_dir, source, ids) = pushed_source();
 
     let dir = bare_repo();
     let repo = GitRepo::open(dir.path()).unwrap();
