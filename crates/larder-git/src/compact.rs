@@ -43,9 +43,10 @@ use std::time::{Duration, SystemTime};
 use gix::ObjectId;
 use gix_pack::data::entry::Header;
 
-use crate::consolidate::{CopyError, PackFiles, RawEntry, remove_if_present, scan_pack};
+use crate::consolidate::{PackFiles, remove_if_present};
 use crate::cruft;
 use crate::pack::{PackBuilder, RECOMPRESS_MIN};
+use crate::pack_scan::{CopyError, RawEntry, scan_pack};
 use crate::{Consolidation, ConsolidationPolicy, GitError, GitRepo, Result};
 
 /// How long an unreachable object is kept after it was last written

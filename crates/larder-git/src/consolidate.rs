@@ -14,14 +14,14 @@
 //! deleted. Readers never miss an object: the new pack is in place before
 //! the old ones go, and gix and git both rescan when a pack disappears.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
-use gix_pack::data::entry::Header;
 
 use crate::pack::PackBuilder;
+use crate::pack_scan::{CopyError, scan_pack};
 use crate::{GitError, GitRepo, Result};
 
 /// How [`GitRepo::consolidate_packs`] groups packs into tiers.
@@ -472,144 +472,6 @@ fn tier_of(size: u64, base: u64, fan_in: u64) -> usize {
         }
     }
     tier
-}
-
-pub(crate) enum CopyError {
-    /// The pack was deleted since it was listed.
-    Gone,
-    /// The pack's index or an entry is damaged.
-    Damaged(DamagedPack),
-}
-
-/// One entry read from a pack, ready to be written into another.
-pub(crate) struct RawEntry {
-    pub(crate) id: ObjectId,
-    /// A base kind, or `RefDelta` (offset deltas are turned into these).
-    pub(crate) header: Header,
-    /// The size of the object (or delta) once inflated.
-    pub(crate) size: u64,
-    /// The entry's zlib stream.
-    pub(crate) body: Vec<u8>,
-}
-
-/// What reading one pack found.
-pub(crate) struct Scan {
-    /// Entries checked.
-    pub(crate) entries: usize,
-    /// Every id the index lists, in index (sorted) order.
-    pub(crate) ids: Vec<ObjectId>,
-    /// The pack's checksum, as its index records it.
-    pub(crate) checksum: ObjectId,
-    /// Entries not in `seen`, copied out (when asked to copy).
-    pub(crate) copied: Vec<RawEntry>,
-}
-
-/// Reads every entry of `pack`, checking that it lies inside the pack and
-/// matches its index's CRC-32; with `copy`, returns the entries not yet
-/// `seen`, verbatim except that offset deltas become reference deltas.
-/// Nothing is returned for a pack with any damaged entry, so a merge never
-/// takes half of a damaged pack.
-pub(crate) fn scan_pack(
-    pack: &PackFiles,
-    seen: &HashSet<ObjectId>,
-    copy: bool,
-) -> std::result::Result<Scan, CopyError> {
-    let idx_path = pack.with("idx");
-    let pack_path = pack.with("pack");
-    if !idx_path.exists() || !pack_path.exists() {
-        return Err(CopyError::Gone);
-    }
-    let damaged = |object: Option<ObjectId>, reason: String| {
-        CopyError::Damaged(DamagedPack {
-            pack: pack_path.clone(),
-            object,
-            reason,
-        })
-    };
-    let index = gix_pack::index::File::at(&idx_path, gix::hash::Kind::Sha1).map_err(|e| {
-        if !idx_path.exists() {
-            return CopyError::Gone;
-        }
-        damaged(
-            None,
-            format!("its index {} cannot be read: {e}", idx_path.display()),
-        )
-    })?;
-    let data = gix_pack::data::File::at(&pack_path, gix::hash::Kind::Sha1).map_err(|e| {
-        if !pack_path.exists() {
-            return CopyError::Gone;
-        }
-        damaged(None, format!("it cannot be read: {e}"))
-    })?;
-    if data.num_objects() != index.num_objects() {
-        return Err(damaged(
-            None,
-            format!(
-                "it holds {} entries, its index {}",
-                data.num_objects(),
-                index.num_objects()
-            ),
-        ));
-    }
-    let mut entries: Vec<gix_pack::index::Entry> = index.iter().collect();
-    let ids: Vec<ObjectId> = entries.iter().map(|e| e.oid).collect();
-    let checksum = index.pack_checksum();
-    entries.sort_by_key(|e| e.pack_offset);
-    let id_at: HashMap<u64, ObjectId> = entries.iter().map(|e| (e.pack_offset, e.oid)).collect();
-    let mut copied = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        let end = entries
-            .get(i + 1)
-            .map_or(data.pack_end() as u64, |next| next.pack_offset);
-        let len = end.saturating_sub(entry.pack_offset) as usize;
-        if data
-            .entry_slice(entry.pack_offset..end)
-            .is_none_or(|s| s.len() != len)
-        {
-            return Err(damaged(
-                Some(entry.oid),
-                "entry lies outside the pack".into(),
-            ));
-        }
-        if let Some(expected) = entry.crc32
-            && data.entry_crc32(entry.pack_offset, len) != expected
-        {
-            return Err(damaged(
-                Some(entry.oid),
-                "CRC-32 does not match the index".into(),
-            ));
-        }
-        if !copy || seen.contains(&entry.oid) {
-            continue;
-        }
-        let parsed = data
-            .entry(entry.pack_offset)
-            .map_err(|e| damaged(Some(entry.oid), e.to_string()))?;
-        let header = match parsed.header {
-            Header::OfsDelta { base_distance } => {
-                let base = Header::verified_base_pack_offset(entry.pack_offset, base_distance)
-                    .and_then(|offset| id_at.get(&offset))
-                    .ok_or_else(|| damaged(Some(entry.oid), "delta base is not an entry".into()))?;
-                Header::RefDelta { base_id: *base }
-            }
-            other => other,
-        };
-        let body = data
-            .entry_slice(parsed.data_offset..end)
-            .ok_or_else(|| damaged(Some(entry.oid), "entry data lies outside the pack".into()))?;
-        copied.push(RawEntry {
-            id: entry.oid,
-            header,
-            size: parsed.decompressed_size,
-            body: body.to_vec(),
-        });
-    }
-    Ok(Scan {
-        entries: entries.len(),
-        ids,
-        checksum,
-        copied,
-    })
 }
 
 /// Deletes `path`; one already gone (someone else deleted it) is fine.

@@ -20,6 +20,7 @@ mod git_binary;
 mod haves;
 mod objects;
 mod pack;
+mod pack_scan;
 mod reach;
 mod refs;
 mod remote;
