@@ -344,15 +344,23 @@ const MEASURES: &[(&str, &[&str])] = &[(
 const START: &str = "<!-- bench-table:start (written by `cargo xtask bench`) -->";
 const END: &str = "<!-- bench-table:end -->";
 
-/// Runs the benches (`--quick` unless `--full`) of the chosen crates (all by
-/// default) and the measurements, then prints the table and writes it into
+/// Runs the benches (`--quick` unless `--full`; repositories under `--dir`
+/// when given) of the chosen crates (all by default) and the measurements, then prints the table and writes it into
 /// README.md. `--table-only` skips running and renders what is stored.
 pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let full = args.iter().any(|a| a == "--full");
     let table_only = args.iter().any(|a| a == "--table-only");
+    let dir = match args.iter().position(|a| a == "--dir") {
+        Some(i) => Some(
+            args.get(i + 1)
+                .filter(|d| !d.starts_with("--"))
+                .ok_or("--dir needs a directory")?,
+        ),
+        None => None,
+    };
     let chosen: Vec<&str> = args
         .iter()
-        .filter(|a| !a.starts_with("--"))
+        .filter(|a| !a.starts_with("--") && Some(*a) != dir)
         .map(String::as_str)
         .collect();
     let crates: Vec<&str> = if chosen.is_empty() {
@@ -366,7 +374,10 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
             if !full {
                 cmd.push("--quick");
             }
-            run("cargo", &cmd)?;
+            match dir {
+                Some(dir) => run_in_dir(&cmd, dir)?,
+                None => run("cargo", &cmd)?,
+            }
         }
         for (krate, cmd) in MEASURES {
             if crates.contains(krate) {
@@ -377,6 +388,31 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let table = render()?;
     println!("\n{table}");
     write_readme(&table)
+}
+
+/// `cargo <args>` with the benches' repositories under `dir` (the
+/// testkit's `LARDER_BENCH_DIR`), for measuring on another file system.
+fn run_in_dir(args: &[&str], dir: &str) -> Result<(), String> {
+    let dir = std::path::absolute(dir).map_err(|e| format!("--dir {dir}: {e}"))?;
+    if !dir.is_dir() {
+        return Err(format!("--dir {}: not a directory", dir.display()));
+    }
+    eprintln!(
+        "$ LARDER_BENCH_DIR={} cargo {}",
+        dir.display(),
+        args.join(" ")
+    );
+    let status = Command::new("cargo")
+        .args(args)
+        .env("LARDER_BENCH_DIR", &dir)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot start cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed", args.join(" ")))
+    }
 }
 
 /// Where a measurement's result is stored, beside criterion's.

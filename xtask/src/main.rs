@@ -3,8 +3,9 @@
 //! - `cargo xtask ci`: the same steps as `.ci/run` (fmt, clippy, tests, format check).
 //! - `cargo xtask format`: checks that every golden vector of the chunk
 //!   format appears verbatim in `docs/format.md`.
-//! - `cargo xtask bench [--full] [--table-only] [crate…]`: runs the criterion
-//!   benches (criterion's `--quick` mode unless `--full`) and the measuring
+//! - `cargo xtask bench [--full] [--table-only] [--dir DIR] [crate…]`: runs
+//!   the criterion benches (criterion's `--quick` mode unless `--full`; their
+//!   repositories under DIR when given) and the measuring
 //!   examples (bytes on disk, peak memory), prints one table of operation,
 //!   bench id, measured value and target, and writes it into README.md
 //!   (`bench.rs`).
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
         Some("man") => man(args.get(1).map(String::as_str)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|format|bench [--full] [crate...]|man [DIR]|soak [--rounds N] [--replicas K] [--seed S] [--kill-every M] [--keep] [--larder PATH]>"
+                "usage: cargo xtask <ci|format|bench [--full] [--table-only] [--dir DIR] [crate...]|man [DIR]|soak [--rounds N] [--replicas K] [--seed S] [--kill-every M] [--keep] [--larder PATH]>"
             );
             return ExitCode::from(2);
         }

@@ -17,9 +17,7 @@ use larder_kv::{Batch, Consistency, Kv, KvOptions};
 use larder_wal::WalManager;
 
 fn tmp() -> tempfile::TempDir {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kv-bench");
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::tempdir_in(base).unwrap()
+    larder_testkit::fixtures::bench_tempdir(env!("CARGO_TARGET_TMPDIR"), "kv-bench")
 }
 
 fn open(dir: &Path) -> Kv {

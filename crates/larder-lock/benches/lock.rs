@@ -1,7 +1,6 @@
 //! Acquire + release round trips: local mode, and through a bare remote on
 //! the local file system.
 
-use std::path::Path;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -10,9 +9,7 @@ use larder_git::GitRepo;
 use larder_lock::{Authority, LockManager};
 
 fn tmp() -> tempfile::TempDir {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lock-bench");
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::tempdir_in(base).unwrap()
+    larder_testkit::fixtures::bench_tempdir(env!("CARGO_TARGET_TMPDIR"), "lock-bench")
 }
 
 fn round_trips(c: &mut Criterion) {

@@ -2,7 +2,6 @@
 //! 1k-event tail, versus replaying the whole log; and creating a snapshot
 //! of 100k events.
 
-use std::path::Path;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -27,9 +26,8 @@ fn batch(actor: &ActorId, start: u64, len: u64) -> Vec<Envelope> {
 }
 
 fn benches(c: &mut Criterion) {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("snapshot-bench");
-    std::fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::tempdir_in(&base).unwrap();
+    let dir =
+        larder_testkit::fixtures::bench_tempdir(env!("CARGO_TARGET_TMPDIR"), "snapshot-bench");
     let wal = WalManager::new(GitRepo::init_bare(dir.path()).unwrap(), "kv").unwrap();
     let actor = ActorId::new("writer").unwrap();
     for c in 0..100 {

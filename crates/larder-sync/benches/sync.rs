@@ -5,7 +5,7 @@
 //! a repository that holds 200 packs (every object a transfer asks about is
 //! new, so this is where the cost of deciding presence shows).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -14,14 +14,8 @@ use larder_git::GitRepo;
 use larder_sync::SyncManager;
 use larder_wal::{WalManager, WalOptions};
 
-fn base() -> PathBuf {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sync-bench");
-    std::fs::create_dir_all(&base).unwrap();
-    base
-}
-
 fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir_in(base()).unwrap()
+    larder_testkit::fixtures::bench_tempdir(env!("CARGO_TARGET_TMPDIR"), "sync-bench")
 }
 
 fn replica(dir: &Path, actor: &str, remote: &Path) -> SyncManager {

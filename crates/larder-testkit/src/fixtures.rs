@@ -10,6 +10,24 @@ pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary directory: {e}"))
 }
 
+/// The environment variable naming the directory benches keep their
+/// repositories in (see [`bench_tempdir`]).
+pub const BENCH_DIR_VAR: &str = "LARDER_BENCH_DIR";
+
+/// An empty temporary directory for a bench's repositories: under
+/// `$LARDER_BENCH_DIR/<name>` when that variable is set (`cargo xtask bench
+/// --dir`), else under `<default_base>/<name>` — a bench passes cargo's
+/// `CARGO_TARGET_TMPDIR`, so nothing lands in `/tmp`. Which file system a
+/// bench writes to decides much of what a write costs, so it is a choice
+/// of whoever measures, not of the bench.
+pub fn bench_tempdir(default_base: &str, name: &str) -> tempfile::TempDir {
+    let base = std::env::var_os(BENCH_DIR_VAR)
+        .map_or_else(|| Path::new(default_base).to_path_buf(), Into::into)
+        .join(name);
+    std::fs::create_dir_all(&base).unwrap_or_else(|e| panic!("{}: {e}", base.display()));
+    tempfile::tempdir_in(&base).unwrap_or_else(|e| panic!("{}: {e}", base.display()))
+}
+
 /// A temporary bare repository (a remote), made by `git init --bare`.
 pub fn bare_repo() -> tempfile::TempDir {
     let dir = tempdir();

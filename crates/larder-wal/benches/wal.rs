@@ -13,9 +13,7 @@ use larder_git::GitRepo;
 use larder_wal::{Durability, WalManager, WalOptions};
 
 fn tmp() -> tempfile::TempDir {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wal-bench");
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::tempdir_in(base).unwrap()
+    larder_testkit::fixtures::bench_tempdir(env!("CARGO_TARGET_TMPDIR"), "wal-bench")
 }
 
 /// An event with a ~100-byte payload.

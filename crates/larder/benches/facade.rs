@@ -2,7 +2,6 @@
 //! log that already holds 1k and 100k events: with the clock cache, the
 //! per-event cost must not grow with the log.
 
-use std::path::Path;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -10,9 +9,7 @@ use larder::Larder;
 use larder::codec::Payload;
 
 fn tmp() -> tempfile::TempDir {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("facade-bench");
-    std::fs::create_dir_all(&base).unwrap();
-    tempfile::tempdir_in(base).unwrap()
+    larder_testkit::fixtures::bench_tempdir(env!("CARGO_TARGET_TMPDIR"), "facade-bench")
 }
 
 /// A repository whose log `bench` holds `events` events (1,000 a batch).
