@@ -4,7 +4,7 @@
 //! `<!-- bench-table -->` markers. Every row comes from a stored result of
 //! one named bench or measurement; nothing in the table is typed by hand.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::{root, run};
@@ -369,6 +369,8 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         chosen
     };
     if !table_only {
+        let scratch = dir.map_or_else(|| root().join("target").join("tmp"), PathBuf::from);
+        record_file_system(&scratch)?;
         for krate in &crates {
             let mut cmd = vec!["bench", "--locked", "-p", krate, "--bench", "*", "--"];
             if !full {
@@ -413,6 +415,70 @@ fn run_in_dir(args: &[&str], dir: &str) -> Result<(), String> {
     } else {
         Err(format!("`cargo {}` failed", args.join(" ")))
     }
+}
+
+/// Where the description of the benches' file system is stored.
+fn file_system_path() -> PathBuf {
+    root().join("target/criterion/larder-bench-file-system.txt")
+}
+
+/// Stores which file system `dir` is on, for the table: what creating,
+/// renaming and deleting small files costs — most of a write — depends on
+/// it more than on anything else.
+fn record_file_system(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = file_system_path();
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let described = describe_file_system(dir);
+    eprintln!("benches' repositories: {} ({described})", dir.display());
+    std::fs::write(&path, described).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `dir`'s file system as `/proc/mounts` tells: its type (for ext4, with
+/// or without a journal — without one, ext4 skips every inode freed in the
+/// last ~30 s when it allocates one, so creating files right after
+/// deleting many is slow), device, mount point and options.
+fn describe_file_system(dir: &Path) -> String {
+    let (Ok(dir), Ok(mounts)) = (
+        std::fs::canonicalize(dir),
+        std::fs::read_to_string("/proc/mounts"),
+    ) else {
+        return "an unknown file system".into();
+    };
+    let mount = mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            Some((
+                fields.next()?,
+                fields.next()?,
+                fields.next()?,
+                fields.next()?,
+            ))
+        })
+        .filter(|(_, at, _, _)| dir.starts_with(at))
+        .max_by_key(|(_, at, _, _)| at.len());
+    let Some((device, at, kind, options)) = mount else {
+        return "an unknown file system".into();
+    };
+    let kind = if kind == "ext4" {
+        let name = device.rsplit('/').next().unwrap_or(device);
+        let journaled = std::fs::read_dir("/proc/fs/jbd2").is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(&format!("{name}-")))
+        });
+        if journaled {
+            "ext4 with a journal".to_string()
+        } else {
+            "ext4 without a journal".to_string()
+        }
+    } else {
+        kind.to_string()
+    };
+    format!("{kind} (`{device}` at `{at}`, `{options}`)")
 }
 
 /// Where a measurement's result is stored, beside criterion's.
@@ -509,7 +575,11 @@ fn measured(row: &Row) -> Result<Option<String>, String> {
 
 /// The table of every row with a stored result.
 fn render() -> Result<String, String> {
-    let mut out = String::from("| operation | bench id | measured | target |\n|---|---|---|---|\n");
+    let mut out = String::new();
+    if let Ok(fs) = std::fs::read_to_string(file_system_path()) {
+        out += &format!("The benches' repositories were on {}.\n\n", fs.trim());
+    }
+    out += "| operation | bench id | measured | target |\n|---|---|---|---|\n";
     let mut shown = 0;
     for row in ROWS {
         if let Some(m) = measured(row)? {
