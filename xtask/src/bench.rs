@@ -466,9 +466,11 @@ fn describe_file_system(dir: &Path) -> String {
     let kind = if kind == "ext4" {
         let name = device.rsplit('/').next().unwrap_or(device);
         let journaled = std::fs::read_dir("/proc/fs/jbd2").is_ok_and(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().starts_with(&format!("{name}-")))
+            entries.flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{name}-"))
+            })
         });
         if journaled {
             "ext4 with a journal".to_string()

@@ -225,6 +225,13 @@ The global --actor filters events by actor here: reading writes nothing."
         /// itself covers the whole repository).
         #[arg(long)]
         log: Option<String>,
+        /// What happens to objects no ref, reflog entry or `*_HEAD` file
+        /// reaches: dropped once older than this age (`14d`, `12h`, `30m`,
+        /// `90s`), kept until then in a cruft pack; `never` keeps them all;
+        /// `now` drops them all — only when nobody else writes to the
+        /// repository, as with `git gc --prune=now`.
+        #[arg(long, value_name = "WHEN", default_value = "14d", value_parser = parse_prune)]
+        prune: Prune,
     },
     /// Logs, heads, what is unpushed per remote, view freshness (no network).
     Status,
@@ -513,6 +520,34 @@ fn parse_duration(text: &str) -> Result<u64, String> {
         }
     };
     Ok(n.saturating_mul(factor))
+}
+
+/// `compact --prune`: when unreachable objects are dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prune {
+    /// Never: every unreachable object is kept.
+    Never,
+    /// Once last written longer ago than this many milliseconds (0: now).
+    OlderThanMs(u64),
+}
+
+fn parse_prune(text: &str) -> Result<Prune, String> {
+    match text {
+        "never" => Ok(Prune::Never),
+        "now" => Ok(Prune::OlderThanMs(0)),
+        _ => {
+            let ms = match text.strip_suffix('d') {
+                Some(days) => days
+                    .parse::<u64>()
+                    .map(|d| d.saturating_mul(86_400_000))
+                    .map_err(|_| format!("{text:?} is not an age like 14d, 12h, 30m")),
+                None => parse_duration(text),
+            };
+            ms.map(Prune::OlderThanMs).map_err(|e| {
+                format!("{e}; --prune takes an age (14d, 12h, 30m, 90s), `now` or `never`")
+            })
+        }
+    }
 }
 
 impl Cli {

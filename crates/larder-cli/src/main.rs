@@ -91,7 +91,7 @@ fn main() -> ExitCode {
             action,
         } => commands::kv::run(&ctx, log, remote.as_deref(), *linearizable, action),
         Command::Stats { log } => commands::stats::run(&ctx, log),
-        Command::Compact { log } => commands::compact::run(&ctx, log.as_deref()),
+        Command::Compact { log, prune } => commands::compact::run(&ctx, log.as_deref(), *prune),
         Command::Status => commands::status::run(&ctx),
         Command::Completions { shell } => commands::man::completions(*shell),
         Command::Man { dir } => commands::man::man(dir),

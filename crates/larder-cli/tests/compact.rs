@@ -104,6 +104,70 @@ fn compact_with_a_log_keeps_it_readable() {
     );
 }
 
+/// A bare repository with one reachable commit (on `refs/heads/main`) and
+/// 10 unreachable loose blobs; returns the blobs.
+fn with_unreachable_blobs(dir: &Path) -> Vec<larder::git::ObjectId> {
+    let repo = GitRepo::init_bare(dir).unwrap();
+    let blobs: Vec<_> = (0..10)
+        .map(|n| {
+            repo.write_blob(format!("unreachable {n}").as_bytes())
+                .unwrap()
+        })
+        .collect();
+    let tree = repo.write_tree(&[]).unwrap();
+    let commit = repo
+        .write_commit(tree, &[], "kept\n", None, 1_700_000_000)
+        .unwrap();
+    git(dir, &["update-ref", "refs/heads/main", &commit.to_string()]);
+    blobs
+}
+
+fn compact_report(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = larder(dir, &[&["--json", "compact"], args].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
+}
+
+#[test]
+fn compact_prune_chooses_when_unreachable_objects_go() {
+    // Default (14 days): young unreachable objects stay, in a cruft pack.
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = with_unreachable_blobs(dir.path());
+    let report = compact_report(dir.path(), &[]);
+    assert_eq!(report["unreachable_kept"], 10);
+    assert_eq!(report["unreachable_dropped"], 0);
+
+    // `now`: every unreachable object goes, the reachable ones stay.
+    let report = compact_report(dir.path(), &["--prune", "now"]);
+    assert_eq!(report["unreachable_dropped"], 10);
+    assert_eq!(report["unreachable_kept"], 0);
+    let fresh = GitRepo::open(dir.path()).unwrap();
+    assert!(blobs.iter().all(|b| !fresh.has_object(*b)));
+    git(dir.path(), &["fsck", "--strict"]);
+
+    // `never`: all kept, however old; an age in hours keeps young ones.
+    for args in [["--prune", "never"], ["--prune", "12h"]] {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = with_unreachable_blobs(dir.path());
+        let report = compact_report(dir.path(), &args);
+        assert_eq!(report["unreachable_dropped"], 0, "{args:?}");
+        let fresh = GitRepo::open(dir.path()).unwrap();
+        assert!(blobs.iter().all(|b| fresh.has_object(*b)), "{args:?}");
+    }
+
+    // A value that is no age is refused before anything is touched.
+    for bad in ["soon", "14x", "d", "-1d"] {
+        let out = larder(dir.path(), &["compact", &format!("--prune={bad}")]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(bad) && err.contains("--prune"), "{bad}: {err}");
+    }
+}
+
 #[test]
 fn compact_names_a_damaged_pack_and_merges_the_rest() {
     let dir = tempfile::tempdir().unwrap();

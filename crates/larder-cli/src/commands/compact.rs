@@ -1,20 +1,22 @@
-//! `larder compact [--log L]`: pack loose objects and merge packs in any
-//! repository, bare included.
+//! `larder compact [--log L] [--prune WHEN]`: pack loose objects and merge
+//! packs in any repository, bare included.
 
 use std::process::ExitCode;
 
 use serde_json::json;
 
 use super::Ctx;
+use crate::cli::Prune;
 use crate::output::EXIT_FAILURE;
 
 /// Runs `compact`: packs every loose object and merges every pack up to the
 /// default consolidation size into one, each object once; objects no ref
-/// or reflog reaches are dropped once two weeks old and kept until then in
-/// a cruft pack (docs/wal.md, compaction); packs git keeps (`.keep`, named
+/// or reflog reaches are dropped once older than `prune` (two weeks by
+/// default) and kept until then in a cruft pack (docs/wal.md, compaction);
+/// packs git keeps (`.keep`, named
 /// by a `multi-pack-index`) stay. Damaged packs are skipped, listed, and
 /// make the exit code 1.
-pub fn run(ctx: &Ctx, log: Option<&str>) -> super::CmdResult {
+pub fn run(ctx: &Ctx, log: Option<&str>, prune: Prune) -> super::CmdResult {
     let repo = match log {
         Some(log) => {
             let larder = ctx.open()?;
@@ -25,13 +27,21 @@ pub fn run(ctx: &Ctx, log: Option<&str>) -> super::CmdResult {
         None => larder::git::GitRepo::open(&ctx.dir).map_err(larder::LarderError::from)?,
     };
     let packs_before = repo.pack_count()?;
-    let max_size = larder::git::ConsolidationPolicy::default().max_size;
+    let options = larder::git::CompactOptions {
+        max_size: larder::git::ConsolidationPolicy::default().max_size,
+        unreachable: match prune {
+            Prune::Never => larder::git::Unreachable::Keep,
+            Prune::OlderThanMs(ms) => {
+                larder::git::Unreachable::DropOlderThan(std::time::Duration::from_millis(ms))
+            }
+        },
+    };
     let progress = ctx.out.progress(
         &format!("compacting {}", repo.git_dir().display()),
         Some(packs_before as u64 + 1),
         "packs",
     );
-    let done = repo.compact_with(max_size, &|n| progress.inc(n));
+    let done = repo.compact_opts(&options, &|n| progress.inc(n));
     progress.finish();
     let done = done?;
     let packs_after = repo.pack_count()?;
@@ -56,8 +66,15 @@ pub fn run(ctx: &Ctx, log: Option<&str>) -> super::CmdResult {
             );
             if done.unreachable_dropped + done.unreachable_kept + done.duplicates_dropped > 0 {
                 text.push_str(&format!(
-                    "\nunreachable objects: {} dropped (older than two weeks), {} kept; {} duplicate copies dropped",
-                    done.unreachable_dropped, done.unreachable_kept, done.duplicates_dropped
+                    "\nunreachable objects: {} dropped ({}), {} kept; {} duplicate copies dropped",
+                    done.unreachable_dropped,
+                    match prune {
+                        Prune::Never => "--prune never".to_string(),
+                        Prune::OlderThanMs(0) => "--prune now".to_string(),
+                        Prune::OlderThanMs(ms) => format!("older than {}", age(ms)),
+                    },
+                    done.unreachable_kept,
+                    done.duplicates_dropped
                 ));
             }
             if let Some(reason) = &done.prune_skipped {
@@ -76,4 +93,21 @@ pub fn run(ctx: &Ctx, log: Option<&str>) -> super::CmdResult {
     } else {
         Ok(ExitCode::from(EXIT_FAILURE))
     }
+}
+
+/// `ms` in the largest unit that divides it: `14d`, `12h`, `30m`, `90s`,
+/// `1500ms`.
+fn age(ms: u64) -> String {
+    [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+    ]
+    .into_iter()
+    .find(|(unit, _)| ms.is_multiple_of(*unit))
+    .map_or_else(
+        || format!("{ms}ms"),
+        |(unit, name)| format!("{}{name}", ms / unit),
+    )
 }
