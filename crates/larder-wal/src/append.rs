@@ -3,6 +3,7 @@
 //! compare-and-swap of the log's ref, retried on a lost race; nothing
 //! after the swap can turn an append into an error.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use larder_codec::{Envelope, chunk_id, encode_chunk_with};
@@ -186,20 +187,31 @@ impl WalManager {
         Ok(generation)
     }
 
-    /// Merges small packs when the commits just written (generations
-    /// `first..=last`: one append, or a group's chain) reached a multiple
-    /// of the policy's fan-in — about once per `fan_in` packs for lone
-    /// appends, whichever process wrote them. The merge runs on a
-    /// background thread (one per handle at a time), so appends never wait
-    /// for it; [`WalManager::finish_maintenance`] waits. The append has
-    /// already succeeded, so a failure is reported through `tracing` and
-    /// left for the next check (or [`WalManager::compact`]), never returned.
+    /// Starts merging small packs after one pack holding the commits of
+    /// generations `first..=last` (one append, or a group's chain) was
+    /// written, about once per `fan_in` packs:
+    ///
+    /// - when a lone append's generation reaches a multiple of the
+    ///   policy's fan-in — whichever process wrote the packs before it,
+    ///   so processes appending one commit per pack share the work;
+    /// - when this handle and its clones wrote `fan_in` packs since they
+    ///   last started a merge — a group's pack holds several commits, so
+    ///   counting generations would merge after every few packs, mostly
+    ///   finding too few to merge.
+    ///
+    /// The merge runs on a background thread (one per handle at a time), so
+    /// appends never wait for it; [`WalManager::finish_maintenance`] waits.
+    /// The append has already succeeded, so a failure is reported through
+    /// `tracing` and left for the next check (or [`WalManager::compact`]),
+    /// never returned.
     pub(crate) fn consolidate_after(&self, first: u64, last: u64) {
         let Some(policy) = self.options.consolidation else {
             return;
         };
         let fan_in = policy.fan_in.max(2) as u64;
-        if first.saturating_sub(1) / fan_in == last / fan_in {
+        let packs = self.maintenance.packs_since.fetch_add(1, Ordering::Relaxed) + 1;
+        let lone_at_multiple = first == last && last.is_multiple_of(fan_in);
+        if !lone_at_multiple && packs < fan_in {
             return;
         }
         let mut slot = self.maintenance.slot();
@@ -209,6 +221,7 @@ impl WalManager {
         if let Some(done) = slot.take() {
             let _ = done.join();
         }
+        self.maintenance.packs_since.store(0, Ordering::Relaxed);
         // Its own store: merging packs rescans the pack directory, which
         // must not race this handle's lookups on a shared store.
         let repo = self.repo.clone();
@@ -315,4 +328,30 @@ fn backoff(attempt: u32) {
         .unwrap_or(0);
     let jitter = u64::from(nanos % 1000) * base_us / 1000;
     std::thread::sleep(Duration::from_micros((base_us + jitter).min(5_000)));
+}
+
+#[cfg(test)]
+mod tests {
+    use larder_git::{GitRepo, ObjectBatch};
+
+    use super::*;
+
+    /// Packs of a group's chain hold several commits each, so no lone
+    /// append's generation ever lands on a multiple of the fan-in: the
+    /// count of packs written must start the merge.
+    #[test]
+    fn packs_of_groups_are_merged_after_fan_in_packs() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = WalManager::new(GitRepo::init_bare(dir.path()).unwrap(), "t").unwrap();
+        let fan_in = wal.options.consolidation.unwrap().fan_in as u64;
+        for n in 0..fan_in {
+            let mut batch = ObjectBatch::new();
+            batch.blob(format!("pack {n}").into_bytes()).unwrap();
+            wal.repo.write_batches(&[&batch], false).unwrap();
+            // A chain of 3 commits per pack: generations 3n+1 ..= 3n+3.
+            wal.consolidate_after(3 * n + 1, 3 * n + 3);
+        }
+        wal.finish_maintenance();
+        assert_eq!(wal.repo.pack_count().unwrap(), 1);
+    }
 }

@@ -2,6 +2,7 @@
 //! operations return. The operations live by concept: `append.rs`,
 //! `merge.rs`, `read.rs`, `verify.rs`, `incoming.rs`.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -167,11 +168,17 @@ pub struct WalManager {
 /// not exit halfway through (which would be safe, but would leave the
 /// small packs for the next appender).
 #[derive(Debug, Default)]
-pub(crate) struct Maintenance(Mutex<Option<JoinHandle<()>>>);
+pub(crate) struct Maintenance {
+    /// The running (or finished, not yet joined) consolidation.
+    running: Mutex<Option<JoinHandle<()>>>,
+    /// Packs this handle and its clones wrote since they last started a
+    /// consolidation.
+    pub(crate) packs_since: AtomicU64,
+}
 
 impl Maintenance {
     pub(crate) fn slot(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn join(&self) {
