@@ -31,6 +31,26 @@ impl GitRepo {
         new: ObjectId,
         message: &str,
     ) -> Result<()> {
+        self.update_ref_logged(name, expected, new, message, true)
+    }
+
+    /// [`GitRepo::update_ref`] without a reflog entry, whatever
+    /// `core.logAllRefUpdates` says: for refs that only mirror another
+    /// repository's (sync's staging refs under `refs/remotes/`), where git
+    /// would append a line per update to a reflog nothing ever trims, and
+    /// every old value it names would count as reachable.
+    pub fn update_ref_unlogged(&self, name: &str, expected: Expected, new: ObjectId) -> Result<()> {
+        self.update_ref_logged(name, expected, new, "", false)
+    }
+
+    fn update_ref_logged(
+        &self,
+        name: &str,
+        expected: Expected,
+        new: ObjectId,
+        message: &str,
+        reflog: bool,
+    ) -> Result<()> {
         check_ref_name(name)?;
         let previous = match expected {
             Expected::MustNotExist => PreviousValue::MustNotExist,
@@ -49,7 +69,13 @@ impl GitRepo {
             name: full_name(name)?,
             deref: false,
         };
-        self.apply(name, expected, edit)
+        if reflog {
+            self.apply(&self.repo, name, expected, edit)
+        } else {
+            let mut unlogged = self.repo.clone();
+            unlogged.refs.write_reflog = gix::refs::store::WriteReflog::Disable;
+            self.apply(&unlogged, name, expected, edit)
+        }
     }
 
     /// Deletes `name` if and only if it currently points at `expected`.
@@ -63,10 +89,16 @@ impl GitRepo {
             name: full_name(name)?,
             deref: false,
         };
-        self.apply(name, Expected::MustBe(expected), edit)
+        self.apply(&self.repo, name, Expected::MustBe(expected), edit)
     }
 
-    pub(crate) fn apply(&self, name: &str, expected: Expected, edit: RefEdit) -> Result<()> {
+    pub(crate) fn apply(
+        &self,
+        repo: &gix::Repository,
+        name: &str,
+        expected: Expected,
+        edit: RefEdit,
+    ) -> Result<()> {
         // Where git keeps reflogs (refs/remotes/* in a non-bare repository),
         // they need a committer; an unconfigured machine has none, so the
         // configured one is used if present, else larder's fixed identity.
@@ -81,11 +113,11 @@ impl GitRepo {
             email: default_email.into(),
             time: now.to_str(&mut time_buf),
         };
-        let committer = match self.repo.committer() {
+        let committer = match repo.committer() {
             Some(Ok(configured)) => configured,
             _ => fallback,
         };
-        match self.repo.edit_references_as(Some(edit), Some(committer)) {
+        match repo.edit_references_as(Some(edit), Some(committer)) {
             Ok(_) => Ok(()),
             Err(e) => Err(self.classify_ref_error(name, expected, e)),
         }

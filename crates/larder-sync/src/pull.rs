@@ -198,7 +198,7 @@ impl SyncManager {
     }
 
     /// Points a staging ref at `id` (staging refs mirror the remote; they
-    /// are ours to overwrite).
+    /// are ours to overwrite), without a reflog entry.
     ///
     /// A staging ref whose `.lock` stays held through a few waits (a pull
     /// killed while updating it leaves the file behind) is left as it was
@@ -213,7 +213,10 @@ impl SyncManager {
                 return Ok(None);
             }
             let expected = current.map_or(Expected::MustNotExist, Expected::MustBe);
-            match self.local().update_ref(name, expected, id, "larder: fetch") {
+            // Unlogged: git would log every move of a ref under
+            // refs/remotes/ in a non-bare repository, a line per pull that
+            // nothing trims.
+            match self.local().update_ref_unlogged(name, expected, id) {
                 Ok(()) => return Ok(None),
                 Err(e) if e.is_retryable() => {
                     lock_waits += 1;

@@ -86,6 +86,36 @@ fn two_replicas_converge_and_then_stay_quiet() {
     );
 }
 
+/// Staging refs live under `refs/remotes/`, which git logs in a non-bare
+/// repository: a pull must not append a reflog line per staging ref per
+/// pull (nothing would ever trim them).
+#[test]
+fn pulls_leave_no_reflog_for_staging_refs() {
+    let remote = bare_remote();
+    let a = Replica::new("alice", remote.path());
+    let b = Replica::new("bob", remote.path());
+    for n in 0..5 {
+        a.wal().append(&[a.set("x", n, ts(n))]).unwrap();
+        a.sync.sync().unwrap();
+        let pulled = b.sync.pull().unwrap();
+        assert_eq!(pulled.commits_received, 1);
+    }
+    let staged = format!("{}alice", b.sync.staging_prefix());
+    assert_eq!(
+        b.wal().repo().ref_target(&staged).unwrap(),
+        a.wal().head().unwrap()
+    );
+    let log = b.dir.path().join(".git/logs").join(&staged);
+    assert!(
+        !log.exists(),
+        "staging ref reflog: {:?}",
+        std::fs::read_to_string(&log)
+    );
+    // git reads the staging ref as usual.
+    let out = larder_testkit::git(b.dir.path(), &["rev-parse", &staged]);
+    assert_eq!(out.trim(), a.wal().head().unwrap().unwrap().to_string());
+}
+
 #[test]
 fn a_remote_with_a_corrupt_chunk_is_rejected_and_the_local_log_untouched() {
     let remote = bare_remote();
