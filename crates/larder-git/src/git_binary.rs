@@ -242,7 +242,7 @@ impl GitRepo {
             url: url.into(),
             reason: error_chain(&e),
         };
-        // Fetched refs get reflog entries, which need a committer; an
+        // gix's fetch asks for a committer for its ref edits; an
         // unconfigured machine has none, so lend larder's identity.
         // A handle opened now: the long-lived one may not have noticed the
         // packs larder wrote since (appends, merges), and negotiation must
@@ -260,6 +260,12 @@ impl GitRepo {
             }
         }
         apply_ssh_command(&mut repo, url).map_err(|e| fail("cannot set the ssh command", e))?;
+        // The refs a fetch writes only mirror the remote's (sync's staging
+        // refs, larder-kv's copy of the chain): no reflog, which git would
+        // keep for refs/remotes/* in a non-bare repository, a line per
+        // fetch that nothing trims. Set after the config edits above, which
+        // re-read it.
+        repo.refs.write_reflog = gix::refs::store::WriteReflog::Disable;
         let remote = repo
             .remote_at(url)
             .map_err(|e| fail("invalid remote", e))?

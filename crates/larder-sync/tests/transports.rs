@@ -29,7 +29,7 @@ fn ts(ms: u64) -> Timestamp {
 struct Replica {
     actor: ActorId,
     sync: SyncManager,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Replica {
@@ -41,11 +41,7 @@ impl Replica {
         let actor = ActorId::new(name).unwrap();
         let sync = SyncManager::new(wal, actor.clone(), remote)
             .unwrap_or_else(|e| panic!("{remote}: {e}"));
-        Self {
-            actor,
-            sync,
-            _dir: dir,
-        }
+        Self { actor, sync, dir }
     }
 
     fn set(&self, key: &str, value: u64, ms: u64) {
@@ -103,6 +99,15 @@ fn converge(remote: &str, bare: &Path, setup: impl Fn(&Path)) {
     let again = a.sync.sync().unwrap();
     assert_eq!((again.commits_received, again.pushed), (0, false));
     larder_testkit::fixtures::assert_fsck(bare);
+    // Staging refs (under refs/remotes/) moved without reflog entries.
+    for replica in [&a, &b] {
+        let logs = replica.dir.path().join(".git/logs/refs/remotes");
+        assert!(
+            !logs.exists(),
+            "{remote}: staging refs logged: {:?}",
+            larder_testkit::fixtures::files(&logs)
+        );
+    }
 }
 
 /// `<root>/<name>.git`, bare, made by git.
