@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{root, run};
+use crate::{root, run, run_with_env};
 
 /// One row: the criterion bench id (or `measure/…` id), what it measures,
 /// the unit its throughput is reported in (`time`, `MB/s`, `bytes`, or an
@@ -369,15 +369,29 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         chosen
     };
     if !table_only {
-        let scratch = dir.map_or_else(|| root().join("target").join("tmp"), PathBuf::from);
+        // The benches' repositories: under `--dir` (the testkit's
+        // `LARDER_BENCH_DIR`), else cargo's target tmp dir.
+        let scratch_env = match dir {
+            Some(dir) => {
+                let dir = std::path::absolute(dir).map_err(|e| format!("--dir {dir}: {e}"))?;
+                if !dir.is_dir() {
+                    return Err(format!("--dir {}: not a directory", dir.display()));
+                }
+                Some(dir)
+            }
+            None => None,
+        };
+        let scratch = scratch_env
+            .clone()
+            .unwrap_or_else(|| root().join("target").join("tmp"));
         record_file_system(&scratch)?;
         for krate in &crates {
             let mut cmd = vec!["bench", "--locked", "-p", krate, "--bench", "*", "--"];
             if !full {
                 cmd.push("--quick");
             }
-            match dir {
-                Some(dir) => run_in_dir(&cmd, dir)?,
+            match &scratch_env {
+                Some(dir) => run_with_env("cargo", &cmd, &[("LARDER_BENCH_DIR", dir)])?,
                 None => run("cargo", &cmd)?,
             }
         }
@@ -390,31 +404,6 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let table = render()?;
     println!("\n{table}");
     write_readme(&table)
-}
-
-/// `cargo <args>` with the benches' repositories under `dir` (the
-/// testkit's `LARDER_BENCH_DIR`), for measuring on another file system.
-fn run_in_dir(args: &[&str], dir: &str) -> Result<(), String> {
-    let dir = std::path::absolute(dir).map_err(|e| format!("--dir {dir}: {e}"))?;
-    if !dir.is_dir() {
-        return Err(format!("--dir {}: not a directory", dir.display()));
-    }
-    eprintln!(
-        "$ LARDER_BENCH_DIR={} cargo {}",
-        dir.display(),
-        args.join(" ")
-    );
-    let status = Command::new("cargo")
-        .args(args)
-        .env("LARDER_BENCH_DIR", &dir)
-        .current_dir(root())
-        .status()
-        .map_err(|e| format!("cannot start cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`cargo {}` failed", args.join(" ")))
-    }
 }
 
 /// Where the description of the benches' file system is stored.

@@ -53,9 +53,23 @@ pub(crate) fn root() -> PathBuf {
 }
 
 pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    eprintln!("$ {program} {}", args.join(" "));
+    run_with_env(program, args, &[])
+}
+
+/// [`run`] with extra environment variables, printed before the command.
+pub(crate) fn run_with_env(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> Result<(), String> {
+    let shown: String = env
+        .iter()
+        .map(|(key, value)| format!("{key}={} ", value.display()))
+        .collect();
+    eprintln!("$ {shown}{program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root())
         .status()
         .map_err(|e| format!("cannot start {program}: {e}"))?;

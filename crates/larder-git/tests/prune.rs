@@ -83,14 +83,20 @@ fn pack_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
     found
 }
 
+/// A bare repository made by git, opened by larder.
+fn opened_bare_repo() -> (tempfile::TempDir, GitRepo) {
+    let dir = bare_repo();
+    let repo = GitRepo::open(dir.path()).unwrap();
+    (dir, repo)
+}
+
 fn oid(hex: &str) -> ObjectId {
     ObjectId::from_hex(hex.trim().as_bytes()).unwrap()
 }
 
 #[test]
 fn old_unreachable_objects_go_and_young_ones_stay_in_a_cruft_pack() {
-    let dir = bare_repo();
-    let repo = GitRepo::open(dir.path()).unwrap();
+    let (dir, repo) = opened_bare_repo();
     let (reachable, reachable_pack) = commit_pack(&repo, "reachable", None);
     repo.update_ref(REF, Expected::MustNotExist, reachable[0], "t")
         .unwrap();
@@ -143,8 +149,7 @@ fn old_unreachable_objects_go_and_young_ones_stay_in_a_cruft_pack() {
 
 #[test]
 fn a_writers_pack_that_no_ref_names_yet_survives_compaction() {
-    let dir = bare_repo();
-    let repo = GitRepo::open(dir.path()).unwrap();
+    let (dir, repo) = opened_bare_repo();
     let (first, first_pack) = commit_pack(&repo, "first", None);
     repo.update_ref(REF, Expected::MustNotExist, first[0], "t")
         .unwrap();
@@ -182,8 +187,7 @@ fn a_writers_pack_that_no_ref_names_yet_survives_compaction() {
 
 #[test]
 fn git_reads_the_object_times_larder_writes_in_a_cruft_pack() {
-    let dir = bare_repo();
-    let repo = GitRepo::open(dir.path()).unwrap();
+    let (dir, repo) = opened_bare_repo();
     let (young, _) = commit_pack(&repo, "young garbage", None);
     compact(dir.path(), DEFAULT);
     let cruft = pack_files(dir.path(), "pack");
@@ -251,8 +255,7 @@ fn larder_reads_the_object_times_git_writes_in_a_cruft_pack() {
 
 #[test]
 fn reflog_entries_and_head_files_are_roots() {
-    let dir = bare_repo();
-    let repo = GitRepo::open(dir.path()).unwrap();
+    let (dir, repo) = opened_bare_repo();
     let (a, _) = commit_pack(&repo, "only in a reflog", None);
     let (b, _) = commit_pack(&repo, "the ref's value", None);
     let (c, _) = commit_pack(&repo, "only in ORIG_HEAD", None);
@@ -371,8 +374,7 @@ fn a_delta_whose_base_is_dropped_is_written_whole() {
 
 #[test]
 fn copies_of_one_object_in_several_packs_are_written_once() {
-    let dir = bare_repo();
-    let repo = GitRepo::open(dir.path()).unwrap();
+    let (dir, repo) = opened_bare_repo();
     let (ids, _) = commit_pack(&repo, "twice", None);
     repo.update_ref(REF, Expected::MustNotExist, ids[0], "t")
         .unwrap();
@@ -426,8 +428,7 @@ fn a_transfer_never_refers_to_a_copy_compaction_may_drop() {
     // The destination holds the same objects, unreachable (an earlier
     // push that never moved its ref), in a cruft pack git made, recording
     // them as 10 days old.
-    let dir = bare_repo();
-    let repo = GitRepo::open(dir.path()).unwrap();
+    let (dir, repo) = opened_bare_repo();
     commit_pack(&repo, "pushed again", None);
     let old = Unreachable::DropOlderThan(7 * DAY);
     for pack in pack_files(dir.path(), "pack") {
@@ -471,8 +472,7 @@ fn a_transfer_never_refers_to_a_copy_compaction_may_drop() {
 fn a_transfer_pack_equal_to_a_cruft_pack_is_not_cruft() {
     let (_source_dir, source, ids) = pushed_source();
 
-    let dir = bare_repo();
-    let repo = GitRepo::open(dir.path()).unwrap();
+    let (dir, repo) = opened_bare_repo();
     // An earlier push's pack, 10 days old, its ref never moved: compaction
     // with a two-week grace keeps it as a cruft pack, recording 10 days.
     assert_eq!(repo.copy_reachable_from(&source, &[ids[0]]).unwrap(), 3);
@@ -498,8 +498,7 @@ fn a_transfer_pack_equal_to_a_cruft_pack_is_not_cruft() {
 
 #[test]
 fn large_objects_written_at_the_fastest_level_are_compressed_again() {
-    let dir = bare_repo();
-    let repo = GitRepo::open(dir.path()).unwrap();
+    let (dir, repo) = opened_bare_repo();
     let text: String = (0..8_000)
         .map(|n| format!("{{\"order\":{n},\"sku\":\"SKU-{:05}\"}}\n", n * 7 % 20_000))
         .collect();
@@ -555,8 +554,7 @@ fn nothing_unreachable_is_dropped_where_larder_cannot_see_every_root() {
 
 #[test]
 fn nothing_unreachable_is_dropped_next_to_a_damaged_pack() {
-    let dir = bare_repo();
-    let repo = GitRepo::open(dir.path()).unwrap();
+    let (dir, repo) = opened_bare_repo();
     let (garbage, garbage_pack) = commit_pack(&repo, "garbage", None);
     let (_, damaged) = commit_pack(&repo, "in a damaged pack", None);
     commit_pack(&repo, "a third pack", None);

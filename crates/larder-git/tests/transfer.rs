@@ -135,6 +135,14 @@ fn a_receiver_holding_part_of_a_git_history_gets_exactly_the_rest() {
 }
 
 /// One commit on `parent` whose tree holds one file `e` with content `n`.
+/// Two empty bare repositories made by larder: a source and a receiver.
+fn source_and_receiver() -> (tempfile::TempDir, GitRepo, tempfile::TempDir, GitRepo) {
+    let (s, d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let source = GitRepo::init_bare(s.path()).unwrap();
+    let receiver = GitRepo::init_bare(d.path()).unwrap();
+    (s, source, d, receiver)
+}
+
 fn small_commit(repo: &GitRepo, parent: Option<ObjectId>, n: usize) -> ObjectId {
     let files = BTreeMap::from([("e".to_owned(), format!("event {n}\n").into_bytes())]);
     let tree = write_files(repo, &files);
@@ -145,9 +153,7 @@ fn small_commit(repo: &GitRepo, parent: Option<ObjectId>, n: usize) -> ObjectId 
 
 #[test]
 fn a_receiver_with_200_packs_gets_exactly_the_missing_objects() {
-    let (s, d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let source = GitRepo::init_bare(s.path()).unwrap();
-    let receiver = GitRepo::init_bare(d.path()).unwrap();
+    let (s, source, d, receiver) = source_and_receiver();
     let mut chain = Vec::new();
     for n in 0..250 {
         chain.push(small_commit(&source, chain.last().copied(), n));
@@ -306,9 +312,7 @@ fn corrupt_loose(dir: &Path, id: ObjectId, with: ObjectId) {
 
 #[test]
 fn a_corrupt_source_copy_of_a_tree_the_receiver_holds_hides_nothing() {
-    let (s, d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let source = GitRepo::init_bare(s.path()).unwrap();
-    let receiver = GitRepo::init_bare(d.path()).unwrap();
+    let (s, source, d, receiver) = source_and_receiver();
     let a = BTreeMap::from([("a".to_owned(), b"a".to_vec())]);
     let old_tree = write_files(&source, &a);
     let parent = source
@@ -335,9 +339,7 @@ fn a_corrupt_source_copy_of_a_tree_the_receiver_holds_hides_nothing() {
 
 #[test]
 fn one_haves_serves_many_copies_and_survives_a_bad_one() {
-    let (s, d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let source = GitRepo::init_bare(s.path()).unwrap();
-    let receiver = GitRepo::init_bare(d.path()).unwrap();
+    let (s, source, d, receiver) = source_and_receiver();
     let base = small_commit(&source, None, 0);
     receiver.copy_reachable_from(&source, &[base]).unwrap();
     let a1 = small_commit(&source, Some(base), 1);
@@ -407,9 +409,7 @@ fn a_tag_arrives_with_what_it_names() {
 
 #[test]
 fn a_long_lived_handle_sees_what_others_wrote_since_it_last_looked() {
-    let (s, d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let source = GitRepo::init_bare(s.path()).unwrap();
-    let receiver = GitRepo::init_bare(d.path()).unwrap();
+    let (_s, source, d, receiver) = source_and_receiver();
     let first = small_commit(&source, None, 0);
     let second = small_commit(&source, Some(first), 1);
     let third = small_commit(&source, Some(second), 2);
