@@ -1,15 +1,16 @@
 //! `cargo xtask`: one entry point for repository chores.
 //!
 //! - `cargo xtask ci`: the same steps as `.ci/run` (fmt, clippy, tests, format check).
-//! - `cargo xtask format`: checks that every golden vector of the chunk
-//!   format appears verbatim in `docs/format.md`.
+//! - `cargo xtask format`: checks that every golden vector (the chunk
+//!   format's, and the ids of the WAL commit vector) appears verbatim in
+//!   `docs/format.md`.
 //! - `cargo xtask bench [--full] [--table-only] [--dir DIR] [crate…]`: runs
 //!   the criterion benches (criterion's `--quick` mode unless `--full`; their
 //!   repositories under DIR when given) and the measuring
 //!   examples (bytes on disk, peak memory), prints one table of operation,
 //!   bench id, measured value and target, and writes it into README.md
 //!   (`bench.rs`).
-//! - `cargo xtask soak [--rounds N] [--replicas K] [--seed S] [--kill-every M]`:
+//! - `cargo xtask soak [--rounds N] [--replicas K] [--seed S] [--kill-every M] [--keep] [--larder PATH]`:
 //!   drives the release `larder` binary through seeded rounds of appends and
 //!   syncs with SIGKILLs, then checks convergence (`soak.rs`; not run in CI).
 //! - `cargo xtask man [DIR]`: writes the `larder` man pages (clap_mangen,
@@ -60,11 +61,11 @@ pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
 pub(crate) fn run_with_env(
     program: &str,
     args: &[&str],
-    env: &[(&str, &Path)],
+    env: &[(&str, &std::ffi::OsStr)],
 ) -> Result<(), String> {
     let shown: String = env
         .iter()
-        .map(|(key, value)| format!("{key}={} ", value.display()))
+        .map(|(key, value)| format!("{key}={} ", value.to_string_lossy()))
         .collect();
     eprintln!("$ {shown}{program} {}", args.join(" "));
     let status = Command::new(program)

@@ -68,42 +68,22 @@ fn disk(dir: &Path) -> (u64, u64) {
     (bytes, files)
 }
 
-/// The same 8 objects and CAS ref update as a WAL append, with plain gix.
+/// The same 3 objects (WAL format 2: chunk blob, a tree of one entry
+/// `<chunk-id>.bin`, the commit) and CAS ref update as a WAL append, with
+/// plain gix, each object written loose.
 fn gix_baseline_append(repo: &gix::Repository, n: u64, head: &mut Option<gix::ObjectId>) {
     use gix::objs::tree::{Entry, EntryKind};
     use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit};
-    let tree_of = |name: &str, kind: EntryKind, oid: gix::ObjectId| {
-        let tree = gix::objs::Tree {
-            entries: vec![Entry {
-                mode: kind.into(),
-                filename: name.into(),
-                oid,
-            }],
-        };
-        repo.write_object(&tree).unwrap().detach()
-    };
     let blob = repo
         .write_blob(format!("chunk {n} {}", "x".repeat(100)))
         .unwrap()
         .detach();
-    let mut t = tree_of(&format!("{n:064}.bin"), EntryKind::Blob, blob);
-    for name in ["14", "11", "2023"] {
-        t = tree_of(name, EntryKind::Tree, t);
-    }
-    let meta = repo.write_blob(format!("{{\"n\": {n}}}")).unwrap().detach();
     let root = gix::objs::Tree {
-        entries: vec![
-            Entry {
-                mode: EntryKind::Tree.into(),
-                filename: "events".into(),
-                oid: t,
-            },
-            Entry {
-                mode: EntryKind::Blob.into(),
-                filename: "meta.json".into(),
-                oid: meta,
-            },
-        ],
+        entries: vec![Entry {
+            mode: EntryKind::Blob.into(),
+            filename: format!("{n:064}.bin").into(),
+            oid: blob,
+        }],
     };
     let root = repo.write_object(&root).unwrap().detach();
     let sig = gix::actor::Signature {
@@ -120,7 +100,10 @@ fn gix_baseline_append(repo: &gix::Repository, n: u64, head: &mut Option<gix::Ob
         author: sig.clone(),
         committer: sig,
         encoding: None,
-        message: "bench".into(),
+        message: format!(
+            "larder: append 1 event by bench\n\nLarder-Format: 2\nLarder-Actor: bench\nLarder-Events: 1\nLarder-Generation: {n}\n"
+        )
+        .into(),
         extra_headers: vec![],
     };
     let commit = repo.write_object(&commit).unwrap().detach();

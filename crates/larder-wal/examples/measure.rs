@@ -51,8 +51,20 @@ fn bytes_under(dir: &Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
+/// A temporary directory under `$LARDER_BENCH_DIR` (what `cargo xtask
+/// bench --dir` sets), else the system's.
+fn scratch() -> std::io::Result<tempfile::TempDir> {
+    match std::env::var_os("LARDER_BENCH_DIR") {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            tempfile::tempdir_in(dir)
+        }
+        None => tempfile::tempdir(),
+    }
+}
+
 fn disk() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
+    let dir = scratch()?;
     let wal = WalManager::new(GitRepo::init_bare(dir.path())?, "measure")?;
     let actor = ActorId::new("actor-0")?;
     for n in 0..2_000 {
@@ -65,7 +77,7 @@ fn disk() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn rss() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
+    let dir = scratch()?;
     {
         let wal = WalManager::new(GitRepo::init_bare(dir.path())?, "measure")?;
         let actor = ActorId::new("actor-0")?;
