@@ -43,7 +43,8 @@ type Entries = Arc<[Item]>;
 /// up to date with the disk at the first question it cannot answer — one
 /// listing of `objects/pack` — and never rescanned afterwards, so a
 /// question costs index lookups, not a listing of the pack directory; a
-/// copy that finds everything held lists nothing. Plus everything this
+/// copy that finds everything held lists the pack directory once, for
+/// cruft packs (`.mtimes` files). Plus everything this
 /// value has itself written, which the snapshot does not see.
 ///
 /// **What is assumed.** An object the receiver holds comes with everything
@@ -290,15 +291,7 @@ impl Haves {
         if self.written.contains(&id) {
             return Ok(true);
         }
-        if id.is_empty_tree() {
-            return Ok(false);
-        }
-        let receiver = &self.receiver;
-        if self
-            .cruft
-            .get_or_insert_with(|| receiver.cruft_object_ids())
-            .contains(&id)
-        {
+        if self.never_held(id) {
             return Ok(false);
         }
         if self.snapshot_has(id) {
@@ -309,6 +302,18 @@ impl Haves {
         }
         self.refresh()?;
         Ok(self.snapshot_has(id))
+    }
+
+    /// Whether `id` is sent even where the receiver seems to hold it: git's
+    /// empty tree, and objects in a cruft pack (see [`Haves::holds`]). The
+    /// cruft packs are listed once per `Haves`, at the first question.
+    fn never_held(&mut self, id: ObjectId) -> bool {
+        let receiver = &self.receiver;
+        id.is_empty_tree()
+            || self
+                .cruft
+                .get_or_insert_with(|| receiver.cruft_object_ids())
+                .contains(&id)
     }
 
     /// An object of the receiver from the snapshot, if it is there and of
@@ -331,8 +336,10 @@ impl Haves {
         let mut read: HashMap<ObjectId, (ObjectId, Vec<ObjectId>, Vec<u8>)> = HashMap::new();
         // Depth-first; a commit is added once all its parents are
         // (children-expanded?).
-        let mut stack: Vec<(ObjectId, bool)> = tips.iter().rev().map(|t| (*t, false)).collect();
-        while let Some((id, expanded)) = stack.pop() {
+        // (id, expanded, named as a commit's parent: must be a commit)
+        let mut stack: Vec<(ObjectId, bool, bool)> =
+            tips.iter().rev().map(|t| (*t, false, false)).collect();
+        while let Some((id, expanded, parent)) = stack.pop() {
             if expanded {
                 if let Some((tree, parents, data)) = read.remove(&id) {
                     plan.emit(id, Kind::Commit, data);
@@ -345,6 +352,13 @@ impl Haves {
                 continue;
             }
             let object = plan.source.find_any(id)?;
+            if parent && object.kind != Kind::Commit {
+                return Err(GitError::WrongObjectKind {
+                    id,
+                    expected: "commit (a commit's parent)",
+                    actual: object.kind.to_string(),
+                });
+            }
             match object.kind {
                 Kind::Commit => {
                     let (tree, parents) = {
@@ -353,10 +367,10 @@ impl Haves {
                                 .map_err(corrupt(id))?;
                         (commit.tree(), commit.parents().collect::<Vec<ObjectId>>())
                     };
-                    stack.push((id, true));
+                    stack.push((id, true, false));
                     for parent in parents.iter().rev() {
                         if !seen.contains(parent) {
-                            stack.push((*parent, false));
+                            stack.push((*parent, false, true));
                         }
                     }
                     read.insert(id, (tree, parents, object.data));
@@ -366,7 +380,7 @@ impl Haves {
                         .map_err(corrupt(id))?
                         .target();
                     plan.emit(id, Kind::Tag, object.data);
-                    stack.push((target, false));
+                    stack.push((target, false, false));
                 }
                 Kind::Tree => roots.push(id),
                 Kind::Blob => plan.emit(id, Kind::Blob, object.data),
@@ -428,11 +442,16 @@ impl Haves {
     ) -> Result<()> {
         let mut stack = vec![(root, bases)];
         while let Some((id, bases)) = stack.pop() {
-            if plan.emitted.contains(&id)
-                || self.written.contains(&id)
-                || bases.contains(&id)
-                || (bases.is_empty() && self.holds(id)?)
-            {
+            if plan.emitted.contains(&id) || self.written.contains(&id) {
+                continue;
+            }
+            // The same tree at this path in a parent: held, if the
+            // receiver's copy of it reads as a tree (a damaged receiver
+            // gets it again) and it is not one of those always sent.
+            if bases.contains(&id) && !self.never_held(id) && self.entries_of(plan, id).is_some() {
+                continue;
+            }
+            if bases.is_empty() && self.holds(id)? {
                 continue;
             }
             let object = plan.read(id, Kind::Tree)?;
@@ -441,16 +460,24 @@ impl Haves {
                 .iter()
                 .filter_map(|b| self.entries_of(plan, *b))
                 .collect();
-            let known: HashSet<ObjectId> = base_entries
+            // What the parents' trees name, by id and by whether it is a
+            // tree: an entry is held only as what a parent holds it as (a
+            // forged tree naming a parent's submodule commit, or a blob
+            // id as a tree, is sent or fails, never skipped).
+            let known: HashSet<(ObjectId, bool)> = base_entries
                 .iter()
-                .flat_map(|e| e.iter().map(|i| i.id))
+                .flat_map(|e| e.iter())
+                .filter(|i| !i.mode.is_commit())
+                .map(|i| (i.id, i.mode.is_tree()))
                 .collect();
             for item in entries.iter() {
                 if item.mode.is_commit()
-                    || known.contains(&item.id)
                     || plan.emitted.contains(&item.id)
                     || self.written.contains(&item.id)
                 {
+                    continue;
+                }
+                if known.contains(&(item.id, item.mode.is_tree())) && !self.never_held(item.id) {
                     continue;
                 }
                 if item.mode.is_tree() {

@@ -574,3 +574,68 @@ fn nothing_unreachable_is_dropped_next_to_a_damaged_pack() {
     assert!(present(dir.path(), garbage[0]));
     assert!(damaged.exists(), "a damaged pack is left where it is");
 }
+
+/// A commit the receiver holds may name a blob that sits only in a cruft
+/// pack (gix writes nothing for an object it finds in any pack, cruft
+/// included). A transfer of a child keeping that blob at the same path
+/// sends it again rather than count it held: the cruft copy may go.
+#[test]
+fn a_blob_a_held_parent_names_but_only_a_cruft_pack_holds_is_sent() {
+    let (dir, repo) = opened_bare_repo();
+    // `b` unreachable and young: compaction keeps it in a cruft pack.
+    let ([_, _, b], _) = commit_pack(&repo, "shared", None);
+    compact(dir.path(), DEFAULT);
+    assert!(repo.cruft_object_ids().contains(&b));
+
+    let tree_with = |batch: &mut ObjectBatch, other: &str| {
+        let o = batch.blob(other.as_bytes().to_vec()).unwrap();
+        batch
+            .tree(&[
+                TreeEntry {
+                    name: "f".into(),
+                    kind: EntryKind::Blob,
+                    id: b,
+                },
+                TreeEntry {
+                    name: "g".into(),
+                    kind: EntryKind::Blob,
+                    id: o,
+                },
+            ])
+            .unwrap()
+    };
+    // The receiver's parent commit, in an ordinary pack, naming `b`.
+    let mut held = ObjectBatch::new();
+    let tree = tree_with(&mut held, "one");
+    let parent = held.commit(tree, &[], "p", None, 1_700_000_000).unwrap();
+    repo.write_batch(&held, false).unwrap();
+    repo.update_ref(REF, Expected::MustNotExist, parent, "t")
+        .unwrap();
+
+    // The source: the same parent, and a child keeping `f`.
+    let source_dir = bare_repo();
+    let source = GitRepo::open(source_dir.path()).unwrap();
+    let mut batch = ObjectBatch::new();
+    batch.blob(b"shared".to_vec()).unwrap();
+    let tree = tree_with(&mut batch, "one");
+    assert_eq!(
+        batch.commit(tree, &[], "p", None, 1_700_000_000).unwrap(),
+        parent
+    );
+    let tree = tree_with(&mut batch, "two");
+    let child = batch
+        .commit(tree, &[parent], "c", None, 1_700_000_001)
+        .unwrap();
+    source.write_batch(&batch, false).unwrap();
+
+    repo.copy_reachable_from(&source, &[child]).unwrap();
+    repo.update_ref(REF, Expected::MustBe(parent), child, "t")
+        .unwrap();
+    // The cruft copy goes (its grace period over): the log still reads.
+    for file in pack_files(dir.path(), "mtimes") {
+        for extension in ["idx", "pack", "mtimes"] {
+            std::fs::remove_file(file.with_extension(extension)).unwrap();
+        }
+    }
+    assert_fsck(dir.path());
+}

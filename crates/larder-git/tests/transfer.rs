@@ -432,3 +432,90 @@ fn a_long_lived_handle_sees_what_others_wrote_since_it_last_looked() {
     assert_eq!(haves.copy_from(&source, &[fourth]).unwrap(), 3);
     assert_complete(d.path(), &[fourth]);
 }
+
+/// A tree built by git from `ls-tree`-style lines (`git mktree`), in the
+/// bare repository at `dir`.
+fn mktree(dir: &Path, lines: &str) -> ObjectId {
+    larder_testkit::git_with_stdin(dir, &["mktree", "--missing"], Some(lines.as_bytes()))
+        .parse()
+        .unwrap()
+}
+
+/// A parent's tree naming an id as a submodule commit does not make the
+/// receiver hold a blob of that id: a child using the id as a file gets
+/// the blob sent.
+#[test]
+fn a_blob_whose_id_a_parent_names_as_a_submodule_is_sent() {
+    let (s, source, d, receiver) = source_and_receiver();
+    let contents = b"contents that also name a submodule";
+    // The trees first (git refuses a submodule link to a blob it has).
+    let x: ObjectId =
+        larder_testkit::git_with_stdin(s.path(), &["hash-object", "--stdin"], Some(contents))
+            .parse()
+            .unwrap();
+    let parent_tree = mktree(s.path(), &format!("160000 commit {x}\tsub\n"));
+    let child_tree = mktree(
+        s.path(),
+        &format!("100644 blob {x}\tf\n160000 commit {x}\tsub\n"),
+    );
+    assert_eq!(source.write_blob(contents).unwrap(), x);
+    let parent = source
+        .write_commit(parent_tree, &[], "parent\n", None, 1_700_000_000)
+        .unwrap();
+    // Submodule links are not followed: the receiver holds no `x`.
+    receiver.copy_reachable_from(&source, &[parent]).unwrap();
+    assert!(!GitRepo::open(d.path()).unwrap().has_object(x));
+    let child = source
+        .write_commit(child_tree, &[parent], "child\n", None, 1_700_000_001)
+        .unwrap();
+    receiver.copy_reachable_from(&source, &[child]).unwrap();
+    assert!(GitRepo::open(d.path()).unwrap().has_object(x));
+    assert_complete(d.path(), &[child]);
+}
+
+/// A receiver whose commits name git's empty tree without a stored copy
+/// (what transfers before larder sent it left behind) gets the copy with
+/// the next commit on the empty tree, although the parent "has" it.
+#[test]
+fn the_empty_tree_is_sent_even_where_a_parent_names_it() {
+    let (_s, source, d, receiver) = source_and_receiver();
+    let empty = source.write_tree(&[]).unwrap();
+    assert!(empty.is_empty_tree());
+    let parent = source
+        .write_commit(empty, &[], "parent\n", None, 1_700_000_000)
+        .unwrap();
+    // The receiver holds the parent commit alone, as an old transfer left it.
+    let bytes = larder_testkit::git(_s.path(), &["cat-file", "commit", &parent.to_string()]);
+    let stored = larder_testkit::git_with_stdin(
+        d.path(),
+        &["hash-object", "-t", "commit", "-w", "--stdin"],
+        Some(format!("{bytes}\n").as_bytes()),
+    );
+    assert_eq!(stored, parent.to_string());
+    let loose_empty_tree = d
+        .path()
+        .join("objects")
+        .join(&empty.to_string()[..2])
+        .join(&empty.to_string()[2..]);
+    assert!(!loose_empty_tree.exists());
+    let child = source
+        .write_commit(empty, &[parent], "child\n", None, 1_700_000_001)
+        .unwrap();
+    receiver.copy_reachable_from(&source, &[child]).unwrap();
+    assert_complete(d.path(), &[child]);
+}
+
+/// A commit whose parent is not a commit is refused, naming the object.
+#[test]
+fn a_parent_that_is_not_a_commit_is_refused() {
+    let (_s, source, _d, receiver) = source_and_receiver();
+    let tree = source.write_tree(&[]).unwrap();
+    let blob = source.write_blob(b"not a commit").unwrap();
+    let forged = source
+        .write_commit(tree, &[blob], "forged\n", None, 1_700_000_000)
+        .unwrap();
+    match receiver.copy_reachable_from(&source, &[forged]) {
+        Err(GitError::WrongObjectKind { id, .. }) => assert_eq!(id, blob),
+        other => panic!("{other:?}"),
+    }
+}
