@@ -533,20 +533,28 @@ pub enum Prune {
 
 fn parse_prune(text: &str) -> Result<Prune, String> {
     match text {
-        "never" => Ok(Prune::Never),
-        "now" => Ok(Prune::OlderThanMs(0)),
-        _ => {
-            let ms = match text.strip_suffix('d') {
-                Some(days) => days
-                    .parse::<u64>()
-                    .map(|d| d.saturating_mul(86_400_000))
-                    .map_err(|_| format!("{text:?} is not an age like 14d, 12h, 30m")),
-                None => parse_duration(text),
-            };
-            ms.map(Prune::OlderThanMs).map_err(|e| {
-                format!("{e}; --prune takes an age (14d, 12h, 30m, 90s), `now` or `never`")
-            })
-        }
+        "never" => return Ok(Prune::Never),
+        "now" => return Ok(Prune::OlderThanMs(0)),
+        _ => {}
+    }
+    // Digits, then a unit: a bare number is refused (`14` is not 14 days,
+    // and taking it as milliseconds would drop everything at once).
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let factor = match unit {
+        "d" => Some(86_400_000),
+        "h" => Some(3_600_000),
+        "m" => Some(60_000),
+        "s" => Some(1_000),
+        _ => None,
+    };
+    match (number.parse::<u64>(), factor) {
+        (Ok(n), Some(factor)) => Ok(Prune::OlderThanMs(n.saturating_mul(factor))),
+        _ => Err(format!(
+            "{text:?} is not an age: --prune takes a number with a unit (14d, 12h, 30m, 90s), `now` or `never`"
+        )),
     }
 }
 

@@ -160,7 +160,7 @@ fn compact_prune_chooses_when_unreachable_objects_go() {
     }
 
     // A value that is no age is refused before anything is touched.
-    for bad in ["soon", "14x", "d", "-1d"] {
+    for bad in ["soon", "14x", "d", "-1d", "14", "+14d", "1500ms"] {
         let out = larder(dir.path(), &["compact", &format!("--prune={bad}")]);
         assert_eq!(out.status.code(), Some(2), "{bad}");
         let err = String::from_utf8_lossy(&out.stderr);

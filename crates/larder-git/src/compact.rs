@@ -397,11 +397,13 @@ impl GitRepo {
             let kind = base_kind(raw.header)?;
             inflate_into(&mut inflate, raw, buf).then_some(kind)
         };
+        let mut roots = None;
         let reachable = match (grace, &blocked) {
-            (Some(_), None) => match self
-                .roots()
-                .and_then(|roots| self.reachable(&roots, &mut local))
-            {
+            (Some(_), None) => match self.roots().and_then(|r| {
+                let set = self.reachable(&r, &mut local);
+                roots = Some(r);
+                set
+            }) {
                 Ok(set) => Some(set),
                 Err(reason) => {
                     blocked = Some(reason);
@@ -470,7 +472,9 @@ impl GitRepo {
         let mut kept = PackBuilder::new();
         let mut kept_times: Vec<(ObjectId, u32)> = Vec::new();
         let mut buf = Vec::new();
-        for ((entry, out), write) in entries.iter().zip(&outputs).zip(&writes) {
+        // Each entry's bytes are let go once copied, so the old packs' bytes
+        // and the new packs' are not both held whole.
+        for ((entry, out), write) in entries.iter_mut().zip(&outputs).zip(&writes) {
             let builder = match out {
                 Output::Drop => continue,
                 Output::Main => &mut main,
@@ -479,7 +483,7 @@ impl GitRepo {
                     &mut kept
                 }
             };
-            let raw = &entry.raw;
+            let raw = &mut entry.raw;
             match write {
                 Write::Skip => {}
                 Write::Verbatim => builder.add_raw(raw.id, raw.header, raw.size, &raw.body)?,
@@ -501,6 +505,7 @@ impl GitRepo {
                     None => builder.add_raw(raw.id, raw.header, raw.size, &raw.body)?,
                 },
             }
+            raw.body = Vec::new();
         }
         let mut main_pack = None;
         let mut cruft_pack = None;
@@ -517,6 +522,28 @@ impl GitRepo {
             done.objects += built.objects;
             done.unreachable_kept = built.objects;
             cruft_pack = Some(self.install_pack_with(&built, true, Some(&mtimes))?);
+        }
+        #[cfg(test)]
+        tests::BEFORE_DELETE.with(|hook| hook.take().map(|h| h(self)));
+        // Refs may have moved while the packs were written: if one reaches
+        // an object about to be dropped now, every old pack stays (the new
+        // ones hold copies; the next compaction decides again).
+        if let Some(before) = roots.as_ref().filter(|_| dropped > 0) {
+            let ids: HashSet<ObjectId> = entries
+                .iter()
+                .zip(&outputs)
+                .filter(|(_, out)| **out == Output::Drop)
+                .map(|(e, _)| e.raw.id)
+                .collect();
+            if let Err(reason) = self.confirm_unreachable(before, &ids) {
+                done.packs_written =
+                    usize::from(main_pack.is_some()) + usize::from(cruft_pack.is_some());
+                done.duplicates_dropped = copies - entries.len();
+                done.prune_skipped = Some(format!(
+                    "{reason}: the old packs stay until the next compaction"
+                ));
+                return Ok(done);
+            }
         }
         // Only now, with the new packs on disk, do the old ones go — each
         // only if it is still the file that was read: a writer may have
@@ -618,6 +645,11 @@ fn inflate_into(inflate: &mut gix::zlib::Inflate, raw: &RawEntry, buf: &mut Vec<
     let Ok(size) = usize::try_from(raw.size) else {
         return false;
     };
+    // zlib expands by at most ~1032×: a header claiming more is forged,
+    // and must not size an allocation.
+    if size > raw.body.len().saturating_mul(1032).saturating_add(64) {
+        return false;
+    }
     buf.clear();
     buf.resize(size, 0);
     inflate.reset();
@@ -674,5 +706,74 @@ impl GitRepo {
         }
         let built = builder.finish()?;
         self.install_pack(&built, fsync).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::{EntryKind, Expected, ObjectBatch, TreeEntry};
+
+    type Hook = Box<dyn FnOnce(&GitRepo)>;
+
+    thread_local! {
+        /// Runs once, on the compacting thread, after the new packs are
+        /// installed and before the old ones go.
+        pub(super) static BEFORE_DELETE: RefCell<Option<Hook>> = RefCell::new(None);
+    }
+
+    /// A commit of one file, written as one pack; returns the commit and
+    /// the pack.
+    fn commit_pack(repo: &GitRepo, text: &str) -> (ObjectId, PathBuf) {
+        let mut batch = ObjectBatch::new();
+        let blob = batch.blob(text.as_bytes().to_vec()).unwrap();
+        let entry = TreeEntry {
+            name: "f".into(),
+            kind: EntryKind::Blob,
+            id: blob,
+        };
+        let tree = batch.tree(&[entry]).unwrap();
+        let commit = batch.commit(tree, &[], "m", None, 1_700_000_000).unwrap();
+        (commit, repo.write_batch(&batch, false).unwrap().unwrap())
+    }
+
+    /// A ref moved, while compaction writes, to an object it found old and
+    /// unreachable: the object stays, and the repository is whole.
+    #[test]
+    fn an_object_a_ref_reaches_by_the_time_of_deletion_is_not_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = GitRepo::init_bare(dir.path()).unwrap();
+        let (kept, _) = commit_pack(&repo, "reachable");
+        repo.update_ref("refs/heads/main", Expected::MustNotExist, kept, "t")
+            .unwrap();
+        let (old, pack) = commit_pack(&repo, "old and unreachable");
+        std::fs::File::open(&pack)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(30 * 24 * 3600))
+            .unwrap();
+        BEFORE_DELETE.with(|hook| {
+            *hook.borrow_mut() = Some(Box::new(move |repo: &GitRepo| {
+                repo.update_ref("refs/heads/reused", Expected::MustNotExist, old, "t")
+                    .unwrap();
+            }))
+        });
+        let done = repo
+            .compact_opts(&CompactOptions::new(u64::MAX), &|_| {})
+            .unwrap();
+        assert_eq!(done.unreachable_dropped, 0, "{done:?}");
+        assert!(done.prune_skipped.is_some(), "{done:?}");
+        larder_testkit::fixtures::assert_fsck(dir.path());
+
+        // The next compaction sees the ref from the start: nothing to drop,
+        // and the duplicates go.
+        let again = GitRepo::open(dir.path())
+            .unwrap()
+            .compact_opts(&CompactOptions::new(u64::MAX), &|_| {})
+            .unwrap();
+        assert_eq!(again.unreachable_dropped, 0, "{again:?}");
+        larder_testkit::fixtures::assert_fsck(dir.path());
     }
 }

@@ -19,6 +19,7 @@ use gix::ObjectId;
 use crate::{GitError, GitRepo};
 
 /// The roots of a repository's reachability (see [`GitRepo::roots`]).
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Roots {
     /// Targets of refs: each must exist.
     pub(crate) refs: Vec<ObjectId>,
@@ -195,8 +196,18 @@ fn collect_reflogs(dir: &Path, roots: &mut Vec<ObjectId>) -> std::result::Result
     for entry in entries {
         let entry = entry.map_err(|e| format!("listing {}: {e}", dir.display()))?;
         let path = entry.path();
-        if path.is_dir() {
+        // The entry itself, not what a link names: a link to a directory
+        // above would walk in circles.
+        let kind = entry
+            .file_type()
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        if kind.is_dir() {
             collect_reflogs(&path, roots)?;
+            continue;
+        }
+        // A link is read if it names a file (never followed into a
+        // directory).
+        if kind.is_symlink() && !path.is_file() {
             continue;
         }
         let text = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
@@ -215,6 +226,33 @@ fn hex_ids(text: &[u8]) -> Vec<ObjectId> {
         .filter_map(|word| ObjectId::from_hex(word).ok())
         .filter(|id| !id.is_null())
         .collect()
+}
+
+impl GitRepo {
+    /// After compaction wrote its new packs, before it deletes the old
+    /// ones: whether every object it is about to drop is still
+    /// unreachable. A ref moved meanwhile (a writer reusing an object it
+    /// found stored — gix writes nothing for an object it has — or a
+    /// transfer that found it held) may name one now: the roots are read
+    /// again and, if they changed since `before`, walked again. `Err` says
+    /// why nothing may be dropped.
+    pub(crate) fn confirm_unreachable(
+        &self,
+        before: &Roots,
+        dropped: &HashSet<ObjectId>,
+    ) -> std::result::Result<(), String> {
+        let now = self.roots()?;
+        if now == *before {
+            return Ok(());
+        }
+        let reachable = self.reachable(&now, &mut |_, _| None)?;
+        match dropped.iter().find(|id| reachable.contains(*id)) {
+            Some(id) => Err(format!(
+                "object {id} became reachable while compacting (a ref moved to it)"
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
