@@ -7,7 +7,7 @@
 use larder::git::{EntryKind, Expected};
 use larder::{Larder, Result};
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let repo = Larder::init(tmp.path())?;
     let audit = repo.log("audit")?;
@@ -37,26 +37,16 @@ fn main() -> Result<()> {
     let git = repo.repo();
     let head = audit.wal().head()?.expect("three appends");
     let commit = git.read_commit(head)?;
+    // WAL format 2: the commit's tree names one blob, `<chunk-id>.bin`.
     let mut root = git.read_tree(commit.tree)?;
-    let events = root
+    let chunk = root
         .iter_mut()
-        .find(|e| e.name == "events" && e.kind == EntryKind::Tree)
-        .expect("events/");
-    let mut levels = vec![git.read_tree(events.id)?];
-    for _ in 0..3 {
-        let next = git.read_tree(levels.last().expect("a level")[0].id)?;
-        levels.push(next);
-    }
-    let chunk = &mut levels[3][0];
+        .find(|e| e.name.ends_with(".bin") && e.kind == EntryKind::Blob)
+        .expect("the chunk");
     let mut bytes = git.read_blob(chunk.id)?;
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     chunk.id = git.write_blob(&bytes)?;
-    for i in (0..3).rev() {
-        let id = git.write_tree(&levels[i + 1])?;
-        levels[i][0].id = id;
-    }
-    events.id = git.write_tree(&levels[0])?;
     let tree = git.write_tree(&root)?;
     let forged = git.write_commit(tree, &commit.parents, &commit.message, None, commit.time)?;
     git.update_ref(

@@ -80,7 +80,7 @@ impl Projection for Tracker {
     }
 }
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let origin = tmp.path().join("origin.git");
     Larder::init_bare(&origin)?;

@@ -19,7 +19,7 @@ struct Config {
     region: String,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
     let remote = tmp.path().join("remote.git");
     Larder::init_bare(&remote)?;

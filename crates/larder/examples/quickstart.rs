@@ -7,7 +7,7 @@ use larder::crdt::KvProjection;
 use larder::snapshot::SnapshotPolicy;
 use larder::{Larder, Result};
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let remote = tmp.path().join("shared.git");
     Larder::init_bare(&remote)?;
