@@ -200,12 +200,12 @@ impl GitRepo {
             .iter()
             .map(|e| TreeEntry {
                 name: e.filename.to_str_lossy().into_owned(),
-                kind: if e.mode.is_blob() {
-                    EntryKind::Blob
-                } else if e.mode.is_tree() {
-                    EntryKind::Tree
-                } else {
-                    EntryKind::Other
+                // Only the modes larder writes: an executable file is
+                // `Other`, as `EntryKind` documents.
+                kind: match e.mode.kind() {
+                    gix::objs::tree::EntryKind::Blob => EntryKind::Blob,
+                    gix::objs::tree::EntryKind::Tree => EntryKind::Tree,
+                    _ => EntryKind::Other,
                 },
                 id: e.oid.to_owned(),
             })

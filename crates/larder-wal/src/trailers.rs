@@ -37,7 +37,7 @@ pub const ACTOR_TRAILER: &str = "Larder-Actor";
 pub const EVENTS_TRAILER: &str = "Larder-Events";
 
 /// The trailer paragraph of a message: the lines after its last blank line.
-fn trailer_lines(message: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn trailer_lines(message: &str) -> impl Iterator<Item = &str> {
     let body = message.trim_end_matches('\n');
     let last = body.rfind("\n\n").map_or(body, |at| &body[at + 2..]);
     last.lines()
@@ -51,7 +51,7 @@ pub(crate) fn format_of(commit: ObjectId, message: &str) -> Result<WalFormat> {
     let Some(value) = trailer_lines(message).find_map(|l| l.strip_prefix(&prefix)) else {
         return Ok(WalFormat::V1);
     };
-    let found: u32 = value.trim().parse().map_err(|_| WalError::BadMeta {
+    let found = canonical_number(value).ok_or_else(|| WalError::BadMeta {
         commit,
         reason: format!("{FORMAT_TRAILER} {value:?} is not a number"),
     })?;
@@ -63,14 +63,21 @@ pub(crate) fn format_of(commit: ObjectId, message: &str) -> Result<WalFormat> {
         }),
         _ => Err(WalError::UnsupportedFormat {
             commit,
-            found,
+            found: u32::try_from(found).unwrap_or(u32::MAX),
             supported: WalFormat::NEWEST.version(),
         }),
     }
 }
 
+/// `value` as a number, if it is written as larder writes numbers: decimal
+/// digits, no sign, no leading zero — one record has one spelling.
+pub(crate) fn canonical_number(value: &str) -> Option<u64> {
+    value.parse::<u64>().ok().filter(|n| n.to_string() == value)
+}
+
 /// The record of a format-2 commit, from its message and parents: every
-/// trailer must be one larder writes, once, with a valid value; an append
+/// trailer must be one larder writes, once, in larder's order, with a
+/// valid value (the generation included, which the walk reads); an append
 /// names its actor and event count and has at most one parent, a merge
 /// names neither and has two or more. The chunk id is not in
 /// the message — the caller fills it in from the tree.
@@ -80,10 +87,12 @@ pub(crate) fn parse(commit: ObjectId, message: &str, parents: &[ObjectId]) -> Re
     let mut actor = None;
     let mut events = None;
     let mut generation = None;
+    let mut order = Vec::with_capacity(4);
     for line in trailer_lines(message) {
         let (key, value) = line
             .split_once(": ")
             .ok_or_else(|| bad(format!("trailer line {line:?} is not `Key: value`")))?;
+        order.push(key);
         let slot = match key {
             FORMAT_TRAILER => &mut format,
             ACTOR_TRAILER => &mut actor,
@@ -109,6 +118,25 @@ pub(crate) fn parse(commit: ObjectId, message: &str, parents: &[ObjectId]) -> Re
             )));
         }
     };
+    let expected: &[&str] = match kind {
+        CommitKind::Append => &[
+            FORMAT_TRAILER,
+            ACTOR_TRAILER,
+            EVENTS_TRAILER,
+            GENERATION_TRAILER,
+        ],
+        CommitKind::Merge => &[FORMAT_TRAILER, GENERATION_TRAILER],
+    };
+    if order != expected {
+        return Err(bad(format!(
+            "trailers {order:?}, expected {expected:?} in that order"
+        )));
+    }
+    if generation.and_then(canonical_number).is_none_or(|g| g == 0) {
+        return Err(bad(format!(
+            "{GENERATION_TRAILER} {generation:?} is not a generation"
+        )));
+    }
     match (kind, parents.len()) {
         (CommitKind::Append, 0 | 1) | (CommitKind::Merge, 2..) => {}
         (CommitKind::Append, n) => {
@@ -124,8 +152,7 @@ pub(crate) fn parse(commit: ObjectId, message: &str, parents: &[ObjectId]) -> Re
     }
     let events = events
         .map(|n| {
-            n.parse::<u64>()
-                .map_err(|_| bad(format!("{EVENTS_TRAILER} {n:?} is not a count")))
+            canonical_number(n).ok_or_else(|| bad(format!("{EVENTS_TRAILER} {n:?} is not a count")))
         })
         .transpose()?;
     let meta = Meta {

@@ -5,9 +5,10 @@
 //! commits in decreasing generation and painting them "new" (reachable from
 //! the head) or "old" (reachable from `since`) lets a walk stop as soon as no
 //! purely new commit is left to visit — so `read_since` costs O(new commits),
-//! not O(log), even when the log is a DAG of merges. Each commit object is
-//! read and parsed exactly once; generations are checked against parents as
-//! they are read.
+//! not O(log), even when the log is a DAG of merges. A walk reads each
+//! commit object once (a reader of format-2 records reads each commit
+//! again for its record; see docs/wal.md); generations are checked against
+//! parents as they are read.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
@@ -15,7 +16,7 @@ use std::collections::{BinaryHeap, HashMap};
 use larder_git::{CommitInfo, GitRepo, ObjectId};
 
 use crate::meta::WalFormat;
-use crate::trailers::format_of;
+use crate::trailers::{canonical_number, format_of, trailer_lines};
 use crate::{Result, WalError};
 
 /// The trailer key carrying a commit's generation number.
@@ -36,14 +37,15 @@ pub(crate) struct Node {
     pub format: WalFormat,
 }
 
-/// Parses the generation trailer of a commit message.
+/// Parses the generation trailer of a commit message: the last line of its
+/// trailer paragraph (the last paragraph) in both formats, a number as
+/// larder writes it, at least 1.
 pub(crate) fn parse_generation(id: ObjectId, message: &str) -> Result<u64> {
     let prefix = format!("{GENERATION_TRAILER}: ");
-    message
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|n| n.trim().parse::<u64>().ok())
+    trailer_lines(message)
+        .last()
+        .and_then(|l| l.strip_prefix(&prefix))
+        .and_then(canonical_number)
         .filter(|&n| n >= 1)
         .ok_or_else(|| WalError::BadMeta {
             commit: id,

@@ -142,12 +142,28 @@ fn malformed_trailers_are_bad_records() {
         ("Larder-Events: 2\n", "Larder-Events: 5\n"),
         ("Larder-Actor: a\n", "Larder-Actor: mallory\n"),
         ("Larder-Actor: a\n", "Larder-Actor: not an actor!\n"),
+        // One spelling per record: numbers as larder writes them, trailers
+        // in larder's order.
+        ("Larder-Events: 2\n", "Larder-Events: +2\n"),
+        ("Larder-Events: 2\n", "Larder-Events: 02\n"),
+        ("Larder-Format: 2\n", "Larder-Format: 02\n"),
+        ("Larder-Generation: 2\n", "Larder-Generation: 02\n"),
+        (
+            "Larder-Format: 2\nLarder-Actor: a\n",
+            "Larder-Actor: a\nLarder-Format: 2\n",
+        ),
+        // The generation belongs to the trailers: moved into the subject
+        // paragraph, it is missing there.
+        ("Larder-Generation: 2\n", ""),
     ];
     for (from, to) in cases {
         let (_dir, wal) = setup(2);
         let ids = rewrite(&wal, |i, _, message, _| {
             if i == 1 {
                 replace(message, from, to);
+                if from.starts_with("Larder-Generation") && to.is_empty() {
+                    replace(message, "\n\n", "\nLarder-Generation: 2\n\n");
+                }
             }
         });
         match read_error(&wal) {
@@ -313,4 +329,34 @@ fn verify_lists_every_bad_commit() {
     let mut expected = vec![ids[1], ids[3]];
     expected.sort();
     assert_eq!(bad, expected, "{:?}", report.problems);
+}
+
+/// The chunk as an executable file (mode 100755, which larder never
+/// writes) is not the record's chunk: `BadTree` naming the commit.
+#[test]
+fn an_executable_chunk_entry_is_refused() {
+    let (dir, wal) = setup(2);
+    let repo = wal.repo();
+    let head = wal.head().unwrap().unwrap();
+    let info = repo.read_commit(head).unwrap();
+    let root = repo.read_tree(info.tree).unwrap();
+    let [chunk] = root.as_slice() else {
+        panic!("{root:?}")
+    };
+    let tree: ObjectId = larder_testkit::git_with_stdin(
+        dir.path(),
+        &["mktree"],
+        Some(format!("100755 blob {}\t{}\n", chunk.id, chunk.name).as_bytes()),
+    )
+    .parse()
+    .unwrap();
+    let forged = repo
+        .write_commit(tree, &info.parents, &info.message, None, info.time)
+        .unwrap();
+    repo.update_ref(wal.ref_name(), Expected::MustBe(head), forged, "forge")
+        .unwrap();
+    assert!(matches!(
+        read_error(&wal),
+        WalError::BadTree { commit, .. } if commit == forged
+    ));
 }
