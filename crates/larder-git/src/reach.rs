@@ -33,6 +33,14 @@ impl GitRepo {
     /// worktrees) or lacks objects by design (shallow, promisor packs).
     pub(crate) fn prune_blocker(&self) -> Option<String> {
         let git_dir = self.git_dir();
+        // A linked worktree's own git dir holds its HEAD, index and reflogs;
+        // the repository's (and the other worktrees') are elsewhere.
+        if git_dir != self.repo.common_dir() {
+            return Some(
+                "it was opened through a linked worktree, whose git dir holds only that worktree's roots; compact the main repository"
+                    .into(),
+            );
+        }
         if git_dir.join("index").exists() {
             return Some(
                 "it has an index (a work tree used with git): larder does not read the objects an index names; `git gc` does"

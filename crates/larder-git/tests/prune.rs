@@ -639,3 +639,49 @@ fn a_blob_a_held_parent_names_but_only_a_cruft_pack_holds_is_sent() {
     }
     assert_fsck(dir.path());
 }
+
+/// Opened through a linked worktree (made without a checkout, so it has
+/// no index of its own), a repository's other roots — the main reflogs,
+/// the other worktrees — are out of sight: nothing unreachable is dropped.
+#[test]
+fn nothing_unreachable_is_dropped_through_a_linked_worktree() {
+    let (dir, repo) = opened_bare_repo();
+    let ([main, _, _], _) = commit_pack(&repo, "main", None);
+    repo.update_ref("refs/heads/main", Expected::MustNotExist, main, "t")
+        .unwrap();
+    let (garbage, _) = commit_pack(&repo, "garbage", None);
+    for pack in pack_files(dir.path(), "pack") {
+        backdate(&pack, 30 * DAY);
+    }
+    let linked = tempfile::tempdir().unwrap();
+    let worktree = linked.path().join("wt");
+    git(
+        dir.path(),
+        &[
+            "worktree",
+            "add",
+            "--no-checkout",
+            "--detach",
+            worktree.to_str().unwrap(),
+            &main.to_string(),
+        ],
+    );
+    let done = GitRepo::open(&worktree)
+        .unwrap()
+        .compact_opts(
+            &CompactOptions {
+                max_size: u64::MAX,
+                unreachable: DEFAULT,
+            },
+            &|_| {},
+        )
+        .unwrap();
+    assert!(
+        done.prune_skipped
+            .as_deref()
+            .is_some_and(|r| r.contains("linked worktree")),
+        "{done:?}"
+    );
+    assert_eq!(done.unreachable_dropped, 0);
+    assert!(present(dir.path(), garbage[0]));
+}
